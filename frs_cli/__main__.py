@@ -1,0 +1,3 @@
+from frs_cli.cli import main
+
+main()

@@ -1,0 +1,386 @@
+"""The per-segment worker: decode, detect, follow and encode faces in one time range.
+
+What it does per frame, and why it is fast:
+- Every frame is decoded (cheap) but only a few per second are *analysed*
+  (`sample_fps`), and only some of those get a full-frame search for new faces
+  (`detect_fps`), at the one scale that `min_face` needs.
+- Faces already being followed are looked for in a small region around their
+  last box, scaled so the face is just above the detector's window: a few
+  milliseconds instead of a full-frame search.
+- Exact edges: when a face appears, the frames decoded since the last full
+  search are searched backwards (regions only) for where it really began; when
+  it vanishes, the frames since it was last seen are searched forwards. So a
+  track's first and last frames do not depend on the sampling grid.
+- Each track is encoded once, and again only when a clearly better view comes
+  (larger, or frontal where it was a profile) or every `refresh_s` seconds.
+
+Returns plain records; the parent matches them against the watchlist.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict, deque
+from collections.abc import Iterator
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from frs_cli import decode, detect
+from frs_cli.encode import face_encoding
+from frs_cli.errors import InputError
+from frs_cli.records import (
+    Box,
+    Detection,
+    FaceEncoding,
+    Segment,
+    SegmentResult,
+    Sighting,
+    Track,
+)
+
+REGION_FACE_PX = 100  # a followed face is scaled to this width for its region search
+REGION_MARGIN = 0.5  # region = the last box grown by half its size on each side
+MATCH_IOU = 0.3  # a detection continues a track when boxes overlap this much
+RING_MAX = 48  # frames kept for edge refinement (bounds memory on high frame rates)
+PROFILE_QUALITY = 0.6  # a profile view is worth this much of a frontal one
+
+
+class _Frame:
+    """One decoded frame with its RGB conversions made on first use."""
+
+    def __init__(self, frame: Any, rotation: int):
+        self.frame = frame
+        self.pts: int = frame.pts
+        self.rotation = rotation
+        self._rgb: np.ndarray | None = None
+
+    @property
+    def rgb(self) -> np.ndarray:
+        if self._rgb is None:
+            with STAGES.timed("convert"):
+                self._rgb = decode.frame_rgb(self.frame, self.rotation)
+        return self._rgb
+
+    def release(self) -> None:
+        self._rgb = None
+
+
+class Stages:
+    """Seconds spent per pipeline stage in this process (reported by the benchmark)."""
+
+    def __init__(self) -> None:
+        self.seconds: defaultdict[str, float] = defaultdict(float)
+
+    def timed(self, stage: str) -> _Timer:
+        return _Timer(self.seconds, stage)
+
+    def take(self) -> tuple[tuple[str, float], ...]:
+        out = tuple(sorted(self.seconds.items()))
+        self.seconds.clear()
+        return out
+
+
+class _Timer:
+    def __init__(self, seconds: defaultdict[str, float], stage: str):
+        self.seconds, self.stage = seconds, stage
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds[self.stage] += time.perf_counter() - self.start
+
+
+STAGES = Stages()
+
+
+class _Live:
+    """A track being followed."""
+
+    def __init__(self, sighting: Sighting, open_start: bool):
+        self.sightings: list[Sighting] = [sighting]
+        self.encodings: list[FaceEncoding] = []
+        self.best_quality = 0.0
+        self.last_encoded_pts = sighting.pts
+        self.box = sighting.box
+        self.last_pts = sighting.pts
+        self.missed = False
+        self.open_start = open_start
+
+    def freeze(self, open_end: bool) -> Track:
+        return Track(
+            sightings=tuple(sorted(self.sightings, key=lambda s: s.pts)),
+            encodings=tuple(self.encodings),
+            open_start=self.open_start,
+            open_end=open_end,
+        )
+
+
+class SegmentScanner:
+    def __init__(
+        self, segment: Segment, time_base: Fraction, width: int, height: int, rotation: int
+    ):
+        cfg = segment.config
+        self.cfg = cfg
+        self.segment = segment
+        self.tb = time_base
+        self.width, self.height, self.rotation = width, height, rotation
+        self.detector = detect.get(cfg.model)
+        self.scale = detect.scale_for(cfg.min_face)
+        # Full-frame size at detection scale; never below the detector's window.
+        self.det_w = max(detect.WINDOW_PX, int(round(width * self.scale)))
+        self.det_h = max(detect.WINDOW_PX, int(round(height * self.scale)))
+        self.last_cell = -1
+        self.last_full_cell = -1
+        self.ring: deque[_Frame] = deque(maxlen=RING_MAX)
+        self.first_pts: int | None = None
+        self.live: list[_Live] = []
+        self.done: list[Track] = []
+        self.analysed = 0
+
+    # -- feeding frames -------------------------------------------------
+    def feed(self, frame: Any) -> None:
+        pts = frame.pts
+        t = pts * self.tb
+        cell = math.floor(t * Fraction(self.cfg.sample_fps))
+        full_cell = math.floor(t * Fraction(self.cfg.detect_fps))
+        is_sample = cell > self.last_cell
+        is_full = full_cell > self.last_full_cell
+        self.last_cell = max(self.last_cell, cell)
+        self.last_full_cell = max(self.last_full_cell, full_cell)
+        start = self.segment.start_pts
+        if start is not None and pts < start:
+            return  # pre-roll after a seek: it belongs to the previous segment
+        if self.first_pts is None:
+            self.first_pts = pts
+        current = _Frame(frame, self.rotation)
+        if self.ring:
+            self.ring[-1].release()
+        self.ring.append(current)
+        if not (is_sample or is_full):
+            return
+        self.analysed += 1
+        if is_full:
+            self._full_frame(current)
+        else:
+            self._follow(current, list(self.live))
+        self._close_lost(pts)
+        if is_full:
+            self.ring.clear()
+            self.ring.append(current)
+
+    def finish(self) -> tuple[Track, ...]:
+        for live in self.live:
+            self.done.append(live.freeze(open_end=True))
+        self.live = []
+        return tuple(sorted(self.done, key=lambda tr: (tr.start_pts, tr.sightings[0].box.left)))
+
+    # -- one analysed frame ----------------------------------------------
+    def _full_frame(self, fr: _Frame) -> None:
+        with STAGES.timed("convert"):
+            image = decode.frame_rgb(fr.frame, self.rotation, self.det_w, self.det_h)
+        sx, sy = self.det_w / self.width, self.det_h / self.height
+        found = []
+        with STAGES.timed("detect"):
+            raw = self.detector(image)
+        for d in raw:
+            d = detect.to_source(d, sx, sy)
+            found.append(
+                Detection(detect.clip_box(d.box, self.width, self.height), d.score, d.frontal)
+            )
+        fresh: list[Detection] = []
+        # Greedy assignment, best overlaps first.
+        pairs = sorted(
+            (
+                (live.box.iou(d.box), i, j)
+                for i, live in enumerate(self.live)
+                for j, d in enumerate(found)
+            ),
+            reverse=True,
+        )
+        used_tracks: set[int] = set()
+        used_dets: set[int] = set()
+        for iou, i, j in pairs:
+            if iou < MATCH_IOU:
+                break
+            if i in used_tracks or j in used_dets:
+                continue
+            used_tracks.add(i)
+            used_dets.add(j)
+            self._seen(self.live[i], fr, found[j])
+        unmatched_tracks = [live for i, live in enumerate(self.live) if i not in used_tracks]
+        for j, d in enumerate(found):
+            if j in used_dets:
+                continue
+            if any(live.box.iou(d.box) >= MATCH_IOU for live in self.live):
+                continue  # a second box on a followed face
+            fresh.append(d)
+        self._follow(fr, unmatched_tracks)
+        for d in fresh:
+            self._start(fr, d)
+
+    def _follow(self, fr: _Frame, tracks: list[_Live]) -> None:
+        for live in tracks:
+            det = self._region_search(fr, live.box)
+            if det is not None:
+                self._seen(live, fr, det)
+            elif not live.missed:
+                live.missed = True
+                self._refine_forward(live, fr.pts)
+
+    def _close_lost(self, pts: int) -> None:
+        gap = Fraction(self.cfg.max_gap_s)
+        keep = []
+        for live in self.live:
+            if live.missed and (pts - live.last_pts) * self.tb > gap:
+                self.done.append(live.freeze(open_end=False))
+            else:
+                keep.append(live)
+        self.live = keep
+
+    # -- tracks ----------------------------------------------------------
+    def _start(self, fr: _Frame, det: Detection) -> None:
+        live = _Live(Sighting(fr.pts, det.box), open_start=False)
+        self._maybe_encode(live, fr, det)
+        reached_start = self._refine_backward(live, fr.pts, det.box)
+        # A face already there when the segment began may continue one from the previous segment.
+        live.open_start = reached_start and self.segment.start_pts is not None
+        self.live.append(live)
+
+    def _seen(self, live: _Live, fr: _Frame, det: Detection) -> None:
+        live.sightings.append(Sighting(fr.pts, det.box))
+        live.box = det.box
+        live.last_pts = fr.pts
+        live.missed = False
+        self._maybe_encode(live, fr, det)
+
+    def _maybe_encode(self, live: _Live, fr: _Frame, det: Detection) -> None:
+        quality = det.box.width * (1.0 if det.frontal else PROFILE_QUALITY)
+        due = (fr.pts - live.last_encoded_pts) * self.tb >= Fraction(self.cfg.refresh_s)
+        if live.encodings and quality < self.cfg.reencode_gain * live.best_quality and not due:
+            return
+        rgb = fr.rgb
+        with STAGES.timed("encode"):
+            vector = face_encoding(rgb, det.box)
+        live.encodings.append(FaceEncoding(fr.pts, det.box, vector, quality))
+        live.best_quality = max(live.best_quality, quality)
+        live.last_encoded_pts = fr.pts
+
+    def _refine_backward(self, live: _Live, pts: int, box: Box) -> bool:
+        """Search the frames before `pts` (newest first) until the face is gone.
+
+        Returns True when the face was present back to the segment's first frame.
+        """
+        earlier = [f for f in self.ring if f.pts < pts]
+        for fr in reversed(earlier):
+            det = self._region_search(fr, box)
+            fr.release()
+            if det is None:
+                return False
+            live.sightings.append(Sighting(fr.pts, det.box))
+            box = det.box
+        oldest = earlier[0].pts if earlier else pts
+        return oldest == self.first_pts
+
+    def _refine_forward(self, live: _Live, until_pts: int) -> None:
+        """Search the frames after the last sighting, oldest first, until the face is gone."""
+        box = live.box
+        for fr in [f for f in self.ring if live.last_pts < f.pts < until_pts]:
+            det = self._region_search(fr, box)
+            fr.release()
+            if det is None:
+                return
+            live.sightings.append(Sighting(fr.pts, det.box))
+            live.box = box = det.box
+            live.last_pts = fr.pts
+
+    def _region_search(self, fr: _Frame, box: Box) -> Detection | None:
+        region = box.expanded(REGION_MARGIN, self.width, self.height)
+        if region.width < 8 or region.height < 8:
+            return None
+        scale = REGION_FACE_PX / max(1, box.width)
+        w = max(detect.WINDOW_PX + 8, int(round(region.width * scale)))
+        h = max(detect.WINDOW_PX + 8, int(round(region.height * scale)))
+        crop = fr.rgb[region.top : region.bottom, region.left : region.right]
+        with STAGES.timed("convert"):
+            image = np.asarray(Image.fromarray(crop).resize((w, h), Image.Resampling.BILINEAR))
+        sx, sy = w / region.width, h / region.height
+        best: Detection | None = None
+        best_iou = MATCH_IOU * 0.66
+        with STAGES.timed("follow"):
+            raw = self.detector(image)
+        for d in raw:
+            d = detect.to_source(d, sx, sy, region.left, region.top)
+            iou = d.box.iou(box)
+            if iou > best_iou:
+                best, best_iou = d, iou
+        if best is None:
+            return None
+        return Detection(
+            detect.clip_box(best.box, self.width, self.height), best.score, best.frontal
+        )
+
+
+def analyse_segment(segment: Segment) -> SegmentResult:
+    """Analyse one segment. Never raises for bad input: the result says what went wrong."""
+    import av
+
+    STAGES.take()
+    counters = decode.DecodeCounters()
+    scanner: SegmentScanner | None = None
+    last_pts: int | None = None
+    error: str | None = None
+    try:
+        container = decode.open_container(segment.path)
+        with container:
+            stream = container.streams.video[segment.stream_index]
+            stream.thread_type = "AUTO"
+            stream.codec_context.thread_count = 1  # the pool's processes already use the cores
+            ctx = stream.codec_context
+            frames = decode.iter_frames(
+                container, stream, segment.start_pts, counters, segment.config.max_decode_errors
+            )
+            for frame in _timed_iter(frames, "decode"):
+                if segment.end_pts is not None and frame.pts >= segment.end_pts:
+                    break
+                if scanner is None:
+                    rotation = decode.normal_rotation(getattr(frame, "rotation", 0) or 0)
+                    w, h = (
+                        (ctx.height, ctx.width)
+                        if rotation in (90, 270)
+                        else (ctx.width, ctx.height)
+                    )
+                    scanner = SegmentScanner(segment, stream.time_base, w, h, rotation)
+                scanner.feed(frame)
+                if segment.start_pts is None or frame.pts >= segment.start_pts:
+                    last_pts = frame.pts
+    except InputError as err:
+        error = err.reason
+    except (av.FFmpegError, OSError) as err:
+        error = str(err)
+    if counters.last_error and error is None and counters.errors:
+        error = f"{counters.errors} corrupt packet(s) skipped ({counters.last_error})"
+    tracks = scanner.finish() if scanner else ()
+    return SegmentResult(
+        segment=segment,
+        tracks=tracks,
+        frames_decoded=counters.decoded,
+        frames_analysed=scanner.analysed if scanner else 0,
+        decode_errors=counters.errors,
+        last_pts=last_pts,
+        error=error,
+        stage_seconds=STAGES.take(),
+    )
+
+
+def _timed_iter(items: Iterator[Any], stage: str) -> Iterator[Any]:
+    while True:
+        with STAGES.timed(stage):
+            item = next(items, None)
+        if item is None:
+            return
+        yield item

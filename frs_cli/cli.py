@@ -1,0 +1,355 @@
+"""The command line: parse options into frozen configs, run, and turn domain errors into
+one-line messages and exit codes. The only module that imports click."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from frs_cli import __version__
+from frs_cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_PARTIAL, FrsError
+from frs_cli.records import AnalysisConfig
+
+FORMATS = ("csv", "jsonl", "json")
+MODELS = ("hog", "cnn")
+
+
+def _default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class FrsGroup(click.Group):
+    """Turns FrsError into `Error: message` and its exit code (FRS_DEBUG=1: the traceback)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FrsError as err:
+            if os.environ.get("FRS_DEBUG"):
+                raise
+            exc = click.ClickException(str(err))
+            exc.exit_code = err.exit_code
+            raise exc from None
+
+
+@click.group(cls=FrsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="frs")
+def cli() -> None:
+    """Search recorded footage for the people on a watchlist.
+
+    Enrol photos with `frs enroll`, then `frs scan FOOTAGE...` writes one row per
+    appearance of a watchlist identity, with exact times, to stdout or --out.
+    """
+
+
+def watchlist_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "-w",
+        "--watchlist",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Watchlist file. Default: $FRS_WATCHLIST, else ~/.local/share/frs/watchlist.db.",
+    )(fn)
+
+
+def workers_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Worker processes. Default: all cores.",
+    )(fn)
+
+
+def _watchlist_path(value: Path | None) -> Path:
+    from frs_cli.watchlist import default_path
+
+    return value if value is not None else default_path()
+
+
+def _say(quiet: bool) -> Callable[[str], None]:
+    def say(line: str) -> None:
+        if not quiet:
+            click.echo(line, err=True)
+
+    return say
+
+
+# -- enroll -----------------------------------------------------------------
+@cli.command()
+@watchlist_option
+@click.option("--name", help="Enrol every given photo as this one identity.")
+@workers_option
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors and the final count.")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+def enroll(
+    watchlist: Path | None,
+    name: str | None,
+    workers: int | None,
+    quiet: bool,
+    paths: tuple[str, ...],
+) -> None:
+    """Add the faces in photos to a watchlist.
+
+    PATHS are folders with one sub-folder per person (people/Ada_Lovelace/*.jpg:
+    the folder name is the identity), photos named after the person
+    (Ada_Lovelace.jpg, Ada_Lovelace_2.jpg), or, with --name, photos of one person.
+    The largest face of each photo is enrolled; photos already enrolled are skipped.
+    """
+    from frs_cli import enroll as enrol_mod
+    from frs_cli import executors, models
+    from frs_cli.watchlist import Watchlist
+
+    path = _watchlist_path(watchlist)
+    jobs = enrol_mod.collect_jobs(paths, name)
+    if not jobs:
+        raise FrsError("no photos found in the given paths")
+    model_id = models.encoder_model_id()
+    n_workers = min(workers or _default_workers(), len(jobs))
+    executor = executors.make_executor(n_workers, "hog")
+    try:
+        with Watchlist.create(path, model_id) as wl:
+            stats = enrol_mod.run_enroll(wl, jobs, functools.partial(_map, executor), _say(quiet))
+            total = wl.face_count()
+            people = len(wl.identities())
+    finally:
+        executor.shutdown()
+    click.echo(
+        f"{stats.enrolled} enrolled, {stats.duplicates} already enrolled, "
+        f"{stats.no_face} without a face, {stats.unreadable} unreadable"
+        f"{f' ({stats.several} had several faces)' if stats.several else ''}; "
+        f"{path} holds {total} faces of {people} identities",
+        err=True,
+    )
+    if stats.failed:
+        sys.exit(EXIT_PARTIAL if stats.enrolled or stats.duplicates else EXIT_FAILURE)
+
+
+def _map(executor: Any, fn: Callable[[Any], Any], items: list[Any]) -> Iterator[Any]:
+    from frs_cli.executors import ordered_map
+
+    return ordered_map(executor, fn, items)
+
+
+# -- scan -------------------------------------------------------------------
+@cli.command()
+@watchlist_option
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write rows here (default: stdout).",
+)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="csv", show_default=True)
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(0, 2),
+    default=0.6,
+    show_default=True,
+    help="Largest face distance that counts as a match (face_recognition's scale).",
+)
+@click.option(
+    "--sample-fps",
+    type=click.FloatRange(0.1, 240),
+    default=AnalysisConfig.sample_fps,
+    show_default=True,
+    help="Frames analysed per second of footage (followed faces are looked for in each).",
+)
+@click.option(
+    "--detect-fps",
+    type=click.FloatRange(0.05, 240),
+    default=AnalysisConfig.detect_fps,
+    show_default=True,
+    help="Whole-frame searches for new faces per second of footage.",
+)
+@click.option(
+    "--min-face",
+    type=click.IntRange(8, 4000),
+    default=AnalysisConfig.min_face,
+    show_default=True,
+    help="Smallest face, in source pixels, that must be found; sets the detection scale.",
+)
+@click.option("--model", type=click.Choice(MODELS), default="hog", show_default=True)
+@workers_option
+@click.option(
+    "--detections", is_flag=True, help="One row per face per frame instead of per appearance."
+)
+@click.option(
+    "--unmatched", is_flag=True, help="Also write faces that match nobody (identity empty)."
+)
+@click.option(
+    "--summary",
+    "summary_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the end-of-scan summary here as JSON.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar; errors and the summary only.")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Also say which files in folders were not videos."
+)
+@click.argument("footage", nargs=-1, required=True)
+def scan(
+    watchlist: Path | None,
+    out: Path | None,
+    fmt: str,
+    tolerance: float,
+    sample_fps: float,
+    detect_fps: float,
+    min_face: int,
+    model: str,
+    workers: int | None,
+    detections: bool,
+    unmatched: bool,
+    summary_path: Path | None,
+    quiet: bool,
+    verbose: bool,
+    footage: tuple[str, ...],
+) -> None:
+    """Find the watchlist's people in FOOTAGE (files, folders, globs).
+
+    Writes one row per appearance (a face followed through time, matched to an
+    identity) as each file completes. Exit code 0: all inputs scanned; 3: some
+    failed (one line each on stderr), the rest were scanned; 1: nothing could be done.
+    """
+    from frs_cli import executors, models
+    from frs_cli.progress import ScanProgress
+    from frs_cli.scan import ScanConfig
+    from frs_cli.watchlist import Watchlist
+
+    cfg = ScanConfig(
+        inputs=footage,
+        watchlist=_watchlist_path(watchlist),
+        tolerance=tolerance,
+        analysis=AnalysisConfig(
+            model=model,
+            min_face=min_face,
+            sample_fps=sample_fps,
+            detect_fps=min(detect_fps, sample_fps),
+        ),
+        workers=workers or _default_workers(),
+        detections=detections,
+        unmatched=unmatched,
+    )
+    wl_model = models.encoder_model_id()
+    with Watchlist.open(cfg.watchlist, wl_model) as wl:
+        if wl.size == 0:
+            raise FrsError(
+                f"the watchlist {cfg.watchlist} is empty; enrol photos with `frs enroll`"
+            )
+        executor = executors.make_executor(cfg.workers, model)
+        try:
+            with _output(out) as stream, ScanProgress(quiet, verbose) as events:
+                stats = _scan_to(stream, fmt, cfg, wl, executor, events)
+        finally:
+            executor.shutdown()
+    summary = _summary(stats, cfg, wl_model)
+    if summary_path is not None:
+        _write_json(summary_path, summary)
+    if not quiet or stats.files_failed:
+        _print_summary(stats, cfg)
+    if stats.interrupted:
+        sys.exit(130)
+    if stats.files_ok == 0:
+        sys.exit(EXIT_FAILURE)
+    sys.exit(EXIT_PARTIAL if stats.files_failed else EXIT_OK)
+
+
+def _scan_to(stream: IO[str], fmt: str, cfg: Any, wl: Any, executor: Any, events: Any) -> Any:
+    from frs_cli import writers
+    from frs_cli.scan import FileOutcome, run_scan
+
+    columns = writers.DETECTION_COLUMNS if cfg.detections else writers.APPEARANCE_COLUMNS
+    writer = writers.WRITERS[fmt](stream, columns)
+
+    def emit(outcome: FileOutcome) -> None:
+        for appearance in outcome.appearances:
+            rows = (
+                writers.detection_rows(appearance)
+                if cfg.detections
+                else [writers.appearance_row(appearance)]
+            )
+            for row in rows:
+                writer.write(row)
+        writer.flush()
+
+    try:
+        return run_scan(cfg, wl, executor, emit, events)
+    finally:
+        writer.close()
+
+
+@contextlib.contextmanager
+def _output(out: Path | None) -> Iterator[IO[str]]:
+    if out is None:
+        yield sys.stdout
+        return
+    try:
+        f = open(out, "w", encoding="utf-8", newline="")
+    except OSError as err:
+        raise FrsError(f"cannot write {out}: {err.strerror}") from None
+    with f:
+        yield f
+
+
+def _print_summary(stats: Any, cfg: Any) -> None:
+    from frs_cli.timecode import format_tc
+
+    speed = float(stats.footage_s) / stats.wall_s if stats.wall_s else 0.0
+    lines = [
+        f"scanned {stats.files_ok} file(s), {format_tc(stats.footage_s)} of footage in "
+        f"{stats.wall_s:.1f} s ({speed:.1f}x real time); {stats.files_failed} failed",
+        f"{stats.frames_analysed} frames analysed, {stats.faces} face detections in "
+        f"{stats.tracks} tracks, {stats.alerts} alerts (matched appearances) at tolerance "
+        f"{cfg.tolerance} against {stats.watchlist_identities} identities "
+        f"({stats.watchlist_faces} faces)",
+    ]
+    for line in lines:
+        click.echo(line, err=True)
+
+
+def _summary(stats: Any, cfg: Any, model_id: str) -> dict[str, Any]:
+    faces = stats.faces
+    return {
+        "files_scanned": stats.files_ok,
+        "files_failed": stats.files_failed,
+        "footage_s": round(float(stats.footage_s), 3),
+        "wall_s": round(stats.wall_s, 3),
+        "frames_analysed": stats.frames_analysed,
+        "face_detections": faces,
+        "tracks": stats.tracks,
+        "alerts": stats.alerts,
+        "alerts_per_1000_tracks": round(1000 * stats.alerts / stats.tracks, 2)
+        if stats.tracks
+        else 0.0,
+        "watchlist_identities": stats.watchlist_identities,
+        "watchlist_faces": stats.watchlist_faces,
+        "tolerance": cfg.tolerance,
+        "encoder": model_id,
+        "detector": cfg.analysis.model,
+        "min_face_px": cfg.analysis.min_face,
+        "sample_fps": cfg.analysis.sample_fps,
+        "detect_fps": cfg.analysis.detect_fps,
+        "workers": cfg.workers,
+        "interrupted": stats.interrupted,
+        "stage_seconds": {k: round(v, 3) for k, v in sorted(stats.stage_seconds.items())},
+    }
+
+
+def _write_json(path: Path, data: Any) -> None:
+    import json
+
+    try:
+        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    except OSError as err:
+        raise FrsError(f"cannot write {path}: {err.strerror}") from None
+
+
+def main() -> None:
+    cli(prog_name="frs")

@@ -1,0 +1,30 @@
+"""128-d face encodings, identical to `face_recognition.face_encodings` defaults:
+5-point landmarks, one jitter, 150 px chip, padding 0.25, on the source-resolution image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from frs_cli import models
+from frs_cli.records import Box
+
+
+def _rect(box: Box) -> object:
+    import dlib
+
+    return dlib.rectangle(box.left, box.top, box.right - 1, box.bottom - 1)
+
+
+def face_encoding(image: np.ndarray, box: Box) -> np.ndarray:
+    """The encoding of the face at `box` in an RGB uint8 image, as float32[128]."""
+    shape = models.shape_predictor()(image, _rect(box))
+    vector = models.face_encoder().compute_face_descriptor(image, shape, 1, 0.25)
+    return np.asarray(vector, dtype=np.float32)
+
+
+def face_distance(known: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """Euclidean distances, the measure face_recognition's tolerance 0.6 is meant for."""
+    if len(known) == 0:
+        return np.empty(0, dtype=np.float32)
+    return np.linalg.norm(known - vector, axis=1)

@@ -1,0 +1,189 @@
+"""Enrolment: photos in, one face encoding per photo out, into the watchlist.
+
+Detection on photos follows face_recognition's defaults (HOG, upsample once),
+on the photo reduced to `DETECT_SIDE` when it is larger, and the encoding is
+made on the photo itself, so that a watchlist built here matches one built with
+face_recognition.face_encodings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from frs_cli import detect, images, models
+from frs_cli.encode import face_encoding
+from frs_cli.errors import InputError, UsageError
+from frs_cli.records import Box, Detection
+from frs_cli.watchlist import Watchlist, dumps_box
+
+DETECT_SIDE = 1600
+
+
+@dataclass(frozen=True)
+class PhotoJob:
+    identity: str
+    path: str
+
+
+@dataclass(frozen=True, eq=False)
+class PhotoResult:
+    job: PhotoJob
+    status: str  # enrolled | no-face | unreadable (several faces: enrolled, faces > 1)
+    faces: int = 0
+    vector: np.ndarray | None = None
+    box: Box | None = None
+    sha256: str = ""
+    reason: str = ""
+
+
+Mapper = Callable[[Callable[[PhotoJob], PhotoResult], list[PhotoJob]], Iterable[PhotoResult]]
+
+_NUMBERING = re.compile(r"[\s_\-.]*\(?\d+\)?$")
+
+
+def identity_from_filename(path: Path) -> str:
+    """`Ada_Lovelace.jpg`, `Ada_Lovelace_0002.jpg`, `ada (2).png` -> the person's name."""
+    stem = path.stem
+    name = _NUMBERING.sub("", stem)
+    return name or stem
+
+
+def _is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in images.IMAGE_SUFFIXES
+
+
+def collect_jobs(paths: Iterable[str], name: str | None) -> list[PhotoJob]:
+    """Expand the command's PATH arguments into (identity, photo) jobs."""
+    jobs: list[PhotoJob] = []
+    for raw in paths:
+        path = Path(raw)
+        if name is not None:
+            if path.is_dir():
+                jobs += [PhotoJob(name, str(p)) for p in sorted(path.rglob("*")) if _is_image(p)]
+            else:
+                jobs.append(PhotoJob(name, raw))
+        elif path.is_dir():
+            for child in sorted(path.iterdir()):
+                if child.is_dir():
+                    for photo in sorted(child.rglob("*")):
+                        if _is_image(photo):
+                            jobs.append(PhotoJob(child.name, str(photo)))
+                elif _is_image(child):
+                    jobs.append(PhotoJob(identity_from_filename(child), str(child)))
+        else:
+            # An explicit file is tried whatever its extension says.
+            jobs.append(PhotoJob(identity_from_filename(path), raw))
+    for job in jobs:
+        if not job.identity.strip():
+            raise UsageError(f"{job.path}: empty identity name; use --name NAME")
+    return jobs
+
+
+def find_faces(rgb: np.ndarray) -> list[Box]:
+    """Faces in a photo, largest first (HOG, upsample 1, like face_recognition)."""
+    h, w = rgb.shape[:2]
+    scale = min(1.0, DETECT_SIDE / max(h, w))
+    small = rgb
+    if scale < 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        small = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
+    if min(small.shape[:2]) < 2:
+        return []
+    rects = models.hog_detector()(small, 1)
+    boxes = [
+        detect.clip_box(
+            detect.to_source(Detection(detect.rect_to_box(r), 0.0), scale, scale).box, w, h
+        )
+        for r in rects
+    ]
+    return sorted(boxes, key=lambda b: b.area, reverse=True)
+
+
+def encode_photo(job: PhotoJob) -> PhotoResult:
+    """Load, detect, encode one photo. Never raises for bad input."""
+    try:
+        photo = images.load_photo(job.path)
+    except InputError as err:
+        return PhotoResult(job, "unreadable", reason=err.reason)
+    boxes = find_faces(photo.rgb)
+    if not boxes:
+        return PhotoResult(job, "no-face", sha256=photo.sha256, reason="no face found")
+    box = boxes[0]
+    vector = face_encoding(photo.rgb, box)
+    if photo.scale < 1.0:  # report the box in the original photo's pixels
+        s = photo.scale
+        box = Box(
+            round(box.left / s), round(box.top / s), round(box.width / s), round(box.height / s)
+        )
+    return PhotoResult(job, "enrolled", len(boxes), vector, box, photo.sha256)
+
+
+def encode_photos(jobs: list[PhotoJob], mapper: Mapper | None = None) -> Iterator[PhotoResult]:
+    """Encode photos in order, with `mapper(fn, items)` (an executor's map) when given."""
+    yield from (mapper or map)(encode_photo, jobs)
+
+
+@dataclass
+class EnrolStats:
+    enrolled: int = 0
+    duplicates: int = 0
+    several: int = 0
+    no_face: int = 0
+    unreadable: int = 0
+
+    @property
+    def failed(self) -> int:
+        return self.no_face + self.unreadable
+
+
+def run_enroll(
+    watchlist: Watchlist,
+    jobs: list[PhotoJob],
+    mapper: Mapper | None,
+    say: Callable[[str], None],
+) -> EnrolStats:
+    """Encode every job's photo and add it to `watchlist`; `say(line)` once per photo."""
+    stats = EnrolStats()
+    for result in encode_photos(jobs, mapper):
+        job = result.job
+        if result.status == "unreadable":
+            stats.unreadable += 1
+            say(f"unreadable: {job.path}: {result.reason}")
+            continue
+        if result.status == "no-face":
+            stats.no_face += 1
+            say(f"no face: {job.path}: no face found; use a clearer, frontal photo")
+            continue
+        assert result.vector is not None and result.box is not None
+        b = result.box
+        added = watchlist.add_faces(
+            [
+                (
+                    job.identity,
+                    result.vector,
+                    result.sha256,
+                    job.path,
+                    dumps_box(b.left, b.top, b.width, b.height),
+                )
+            ]
+        )
+        if not added:
+            stats.duplicates += 1
+            say(f"already enrolled: {job.path} ({job.identity})")
+            continue
+        stats.enrolled += 1
+        if result.faces > 1:
+            stats.several += 1
+            say(
+                f"enrolled: {job.path} as {job.identity} (largest of {result.faces} faces, "
+                f"at {b.left},{b.top} {b.width}x{b.height})"
+            )
+        else:
+            say(f"enrolled: {job.path} as {job.identity}")
+    return stats

@@ -1,0 +1,36 @@
+"""Domain errors. The core raises these; the CLI turns them into one line and an exit code."""
+
+from __future__ import annotations
+
+# Exit codes, documented in README and docs/design.md.
+EXIT_OK = 0
+EXIT_FAILURE = 1  # nothing could be done
+EXIT_USAGE = 2  # Click's own code for bad usage
+EXIT_PARTIAL = 3  # some inputs failed, the rest were processed
+
+
+class FrsError(Exception):
+    """An error the user can act on. `str(err)` is the whole message."""
+
+    exit_code = EXIT_FAILURE
+
+
+class UsageError(FrsError):
+    exit_code = EXIT_USAGE
+
+
+class ModelsMissing(FrsError):
+    pass
+
+
+class WatchlistError(FrsError):
+    pass
+
+
+class InputError(FrsError):
+    """One input (a video or a photo) could not be used. Other inputs carry on."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason

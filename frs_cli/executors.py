@@ -1,0 +1,101 @@
+"""Where segment and photo work runs, looked up by name: in-process, or a process pool.
+
+Both hand out `concurrent.futures.Future`s, so the scan loop is the same for
+each (and for the Dask executor in `distributed.py`). Workers return results;
+only the parent writes output.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+from frs_cli import models
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+class Executor:
+    name = "base"
+    workers = 1
+
+    def submit(self, fn: Callable[[Any], Any], arg: Any) -> Future[Any]:
+        raise NotImplementedError
+
+    def shutdown(self, cancel: bool = False) -> None:
+        pass
+
+
+class SerialExecutor(Executor):
+    """Runs each job at once in this process: one worker, no start-up cost."""
+
+    name = "serial"
+
+    def __init__(self, workers: int = 1, model: str = "hog"):
+        models.preload(model)
+
+    def submit(self, fn: Callable[[Any], Any], arg: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(arg))
+        except BaseException as err:  # noqa: BLE001 - handed to the caller through the future
+            if isinstance(err, KeyboardInterrupt):
+                raise
+            future.set_exception(err)
+        return future
+
+
+def _init_worker() -> None:
+    # The parent handles Ctrl-C and stops the pool; workers just stop with it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class ProcessExecutor(Executor):
+    """A pool of processes. With fork, models loaded here are inherited, not reloaded."""
+
+    name = "process"
+
+    def __init__(self, workers: int, model: str = "hog"):
+        self.workers = workers
+        for var in THREAD_VARS:  # one BLAS thread per worker: the pool already fills the cores
+            os.environ.setdefault(var, "1")
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        if "fork" in methods:
+            models.preload(model)
+        self.pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
+
+    def submit(self, fn: Callable[[Any], Any], arg: Any) -> Future[Any]:
+        return self.pool.submit(fn, arg)
+
+    def shutdown(self, cancel: bool = False) -> None:
+        if cancel:
+            # Stop promptly on Ctrl-C: running jobs are abandoned, not awaited.
+            for proc in list(getattr(self.pool, "_processes", {}).values()):
+                proc.terminate()
+        self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
+
+
+EXECUTORS: dict[str, type[Executor]] = {"serial": SerialExecutor, "process": ProcessExecutor}
+
+
+def make_executor(workers: int, model: str) -> Executor:
+    if workers <= 1:
+        return SerialExecutor(1, model)
+    return ProcessExecutor(workers, model)
+
+
+def ordered_map(executor: Executor, fn: Callable[[Any], Any], items: list[Any]) -> Iterator[Any]:
+    """Results of fn over items, in order, keeping at most 2 jobs per worker in flight."""
+    pending: deque[Future[Any]] = deque()
+    for item in items:
+        pending.append(executor.submit(fn, item))
+        if len(pending) > 2 * executor.workers:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()

@@ -1,0 +1,156 @@
+"""Plain frozen records exchanged between pipeline stages.
+
+Data flows one way: frames -> detections -> tracks -> matches -> rows.
+Times inside a file stay as integer pts in the stream's time base until the
+output edge (see timecode.py). Boxes are in source-frame pixels, after any
+rotation the container asks for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Box:
+    left: int
+    top: int
+    width: int
+    height: int
+
+    @property
+    def right(self) -> int:
+        return self.left + self.width
+
+    @property
+    def bottom(self) -> int:
+        return self.top + self.height
+
+    @property
+    def area(self) -> int:
+        return self.width * self.height
+
+    def iou(self, other: Box) -> float:
+        ix = max(0, min(self.right, other.right) - max(self.left, other.left))
+        iy = max(0, min(self.bottom, other.bottom) - max(self.top, other.top))
+        inter = ix * iy
+        union = self.area + other.area - inter
+        return inter / union if union else 0.0
+
+    def expanded(self, margin: float, frame_w: int, frame_h: int) -> Box:
+        """This box grown by `margin` x its size on each side, clipped to the frame."""
+        dx, dy = int(self.width * margin), int(self.height * margin)
+        left, top = max(0, self.left - dx), max(0, self.top - dy)
+        right, bottom = min(frame_w, self.right + dx), min(frame_h, self.bottom + dy)
+        return Box(left, top, max(0, right - left), max(0, bottom - top))
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A face found in one frame. `frontal` is dlib's own view of the pose."""
+
+    box: Box
+    score: float
+    frontal: bool = True
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """One frame in which a tracked face was seen."""
+
+    pts: int
+    box: Box
+
+
+@dataclass(frozen=True, eq=False)
+class FaceEncoding:
+    """A 128-d encoding of a tracked face at one frame. Never written to disk."""
+
+    pts: int
+    box: Box
+    vector: np.ndarray
+    quality: float
+
+
+@dataclass(frozen=True)
+class Track:
+    """One face followed through consecutive frames of one segment of one file."""
+
+    sightings: tuple[Sighting, ...]
+    encodings: tuple[FaceEncoding, ...]
+    open_start: bool = False  # may continue from the previous segment
+    open_end: bool = False  # may continue into the next segment
+
+    @property
+    def start_pts(self) -> int:
+        return self.sightings[0].pts
+
+    @property
+    def end_pts(self) -> int:
+        return self.sightings[-1].pts
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """How frames are chosen and faces found. Identical for every segment of a scan."""
+
+    model: str = "hog"
+    min_face: int = 40
+    sample_fps: float = 6.0
+    detect_fps: float = 2.0
+    max_gap_s: float = 1.0
+    refresh_s: float = 5.0
+    reencode_gain: float = 1.2
+    max_decode_errors: int = 50
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A time range [start_pts, end_pts) of one video stream: the unit of parallel work."""
+
+    path: str
+    stream_index: int
+    index: int
+    count: int
+    start_pts: int | None  # None: from the first frame
+    end_pts: int | None  # None: to the last frame
+    config: AnalysisConfig = field(default_factory=AnalysisConfig)
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    segment: Segment
+    tracks: tuple[Track, ...]
+    frames_decoded: int
+    frames_analysed: int
+    decode_errors: int
+    last_pts: int | None  # the last frame reached; less than planned when the file broke off
+    error: str | None = None  # why the segment stopped early, if it did
+    stage_seconds: tuple[tuple[str, float], ...] = ()  # (stage, seconds) in the worker
+
+
+@dataclass(frozen=True)
+class Match:
+    identity: str
+    distance: float
+    margin: float  # distance to the best *other* identity minus `distance` (inf if none)
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """One track in one file with the identity it matched (None: unmatched)."""
+
+    source: str
+    track_id: int
+    start_s: Fraction
+    end_s: Fraction
+    best_s: Fraction
+    identity: str | None
+    distance: float | None
+    margin: float | None
+    detections: int
+    box: Box
+    sightings: tuple[tuple[int, Fraction, Box], ...] = ()  # (frame, seconds, box)

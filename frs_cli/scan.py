@@ -1,0 +1,318 @@
+"""The scan pipeline: inputs -> probe -> segments (in workers) -> joined tracks ->
+watchlist matches -> rows, written in input order as each file completes."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from frs_cli import decode, inputs
+from frs_cli.analyse import MATCH_IOU, analyse_segment
+from frs_cli.errors import InputError
+from frs_cli.executors import Executor
+from frs_cli.records import (
+    AnalysisConfig,
+    Appearance,
+    FaceEncoding,
+    Segment,
+    SegmentResult,
+    Track,
+)
+from frs_cli.watchlist import Watchlist
+
+MAX_SEGMENT_S = 300  # long files are cut into pieces of at most this length...
+MIN_SEGMENT_S = 2  # ...and short files into at most one piece per worker, this long at least
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    inputs: tuple[str, ...]
+    watchlist: Path
+    tolerance: float = 0.6
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    workers: int = 1
+    detections: bool = False
+    unmatched: bool = False
+
+
+@dataclass
+class FileOutcome:
+    path: str
+    info: decode.VideoInfo | None = None
+    appearances: list[Appearance] = field(default_factory=list)
+    error: str | None = None  # why the file failed, or failed part-way
+    analysed_s: Fraction = Fraction(0)
+    frames_analysed: int = 0
+    faces: int = 0  # sightings in analysed frames and refined edges
+    tracks: int = 0
+
+
+@dataclass
+class ScanStats:
+    files_ok: int = 0
+    files_failed: int = 0
+    files_skipped: int = 0
+    footage_s: Fraction = Fraction(0)
+    frames_analysed: int = 0
+    faces: int = 0
+    tracks: int = 0
+    alerts: int = 0
+    watchlist_faces: int = 0
+    watchlist_identities: int = 0
+    interrupted: bool = False
+    wall_s: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # summed over workers
+
+    def add_stage(self, stage: str, seconds: float) -> None:
+        self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
+
+
+class Events:
+    """What a scan reports as it goes; the CLI subclasses it for progress and messages."""
+
+    def file_started(self, info: decode.VideoInfo, segments: int) -> None: ...
+    def segment_done(self, info: decode.VideoInfo, result: SegmentResult) -> None: ...
+    def file_done(self, outcome: FileOutcome) -> None: ...
+    def failed(self, path: str, reason: str) -> None: ...
+    def skipped(self, path: str, reason: str) -> None: ...
+
+
+def plan_segments(info: decode.VideoInfo, workers: int, config: AnalysisConfig) -> list[Segment]:
+    """Cut a file into time segments, at keyframes where one is near the ideal cut."""
+    duration = float(info.duration_s)
+    count = max(1, math.ceil(duration / MAX_SEGMENT_S))
+    if count < workers:
+        count = max(count, min(workers, int(duration // MIN_SEGMENT_S)))
+    first = info.frame_pts[0]
+    length = (info.end_pts - first) / count
+    cuts: list[int] = []
+    keys = list(info.keyframe_pts)
+    for k in range(1, count):
+        ideal = first + round(k * length)
+        near = min(keys, key=lambda p: abs(p - ideal))
+        cut = near if abs(near - ideal) <= 0.2 * length else ideal
+        if cut > (cuts[-1] if cuts else first):
+            cuts.append(cut)
+    bounds: list[int | None] = [None, *cuts, None]
+    return [
+        Segment(info.path, info.stream_index, i, len(bounds) - 1, bounds[i], bounds[i + 1], config)
+        for i in range(len(bounds) - 1)
+    ]
+
+
+def join_segments(
+    results: list[SegmentResult], time_base: Fraction, max_gap_s: float
+) -> list[Track]:
+    """Join tracks that cross segment cuts: a track alive at a cut continues as the track
+    that starts at the cut where its box was."""
+    done: list[Track] = []
+    pending: list[Track] = []
+    gap = Fraction(max_gap_s)
+    for result in results:
+        carried: list[Track] = []
+        for track in result.tracks:
+            joined = None
+            if track.open_start:
+                candidates = [
+                    p
+                    for p in pending
+                    if 0 < (track.start_pts - p.end_pts) * time_base <= gap
+                    and p.sightings[-1].box.iou(track.sightings[0].box) >= MATCH_IOU
+                ]
+                if candidates:
+                    joined = max(
+                        candidates, key=lambda p: p.sightings[-1].box.iou(track.sightings[0].box)
+                    )
+                    pending.remove(joined)
+                    track = Track(
+                        joined.sightings + track.sightings,
+                        joined.encodings + track.encodings,
+                        joined.open_start,
+                        track.open_end,
+                    )
+            (carried if track.open_end else done).append(track)
+        done.extend(pending)
+        pending = carried
+    done.extend(pending)
+    return sorted(
+        done, key=lambda t: (t.start_pts, t.sightings[0].box.left, t.sightings[0].box.top)
+    )
+
+
+def identify(
+    tracks: list[Track], watchlist: Watchlist, tolerance: float
+) -> list[tuple[str | None, float | None, float | None, FaceEncoding]]:
+    """Per track: (identity or None, distance, margin, the encoding that decided it)."""
+    vectors = [e.vector for t in tracks for e in t.encodings]
+    matches = watchlist.search(np.stack(vectors)) if vectors else []
+    out: list[tuple[str | None, float | None, float | None, FaceEncoding]] = []
+    k = 0
+    for track in tracks:
+        best = None
+        for enc in track.encodings:
+            m = matches[k]
+            k += 1
+            if m is not None and (best is None or m.distance < best[0].distance):
+                best = (m, enc)
+        if best is not None and best[0].distance <= tolerance:
+            out.append((best[0].identity, best[0].distance, best[0].margin, best[1]))
+        else:
+            top = max(track.encodings, key=lambda e: e.quality)
+            out.append((None, best[0].distance if best else None, None, top))
+    return out
+
+
+def assemble(
+    info: decode.VideoInfo,
+    results: list[SegmentResult],
+    watchlist: Watchlist,
+    cfg: ScanConfig,
+) -> FileOutcome:
+    clock = info.clock
+    outcome = FileOutcome(info.path, info)
+    tracks = join_segments(results, clock.time_base, cfg.analysis.max_gap_s)
+    tracks = [t for t in tracks if t.encodings]
+    outcome.tracks = len(tracks)
+    outcome.frames_analysed = sum(r.frames_analysed for r in results)
+    outcome.faces = sum(len(t.sightings) for t in tracks)
+    for track_id, (track, (identity, distance, margin, enc)) in enumerate(
+        zip(tracks, identify(tracks, watchlist, cfg.tolerance), strict=True), start=1
+    ):
+        if identity is None and not cfg.unmatched:
+            continue
+        sightings = ()
+        if cfg.detections:
+            sightings = tuple(
+                (info.frame_number(s.pts), clock.seconds(s.pts), s.box) for s in track.sightings
+            )
+        outcome.appearances.append(
+            Appearance(
+                source=info.path,
+                track_id=track_id,
+                start_s=clock.seconds(track.start_pts),
+                end_s=clock.seconds(track.end_pts),
+                best_s=clock.seconds(enc.pts),
+                identity=identity,
+                distance=distance,
+                margin=margin,
+                detections=len(track.sightings),
+                box=enc.box,
+                sightings=sightings,
+            )
+        )
+    # How far decoding got, and why it stopped early if it did.
+    errors = [r.error for r in results if r.error]
+    reached = [r.last_pts for r in results if r.last_pts is not None]
+    last = max(reached) if reached else info.frame_pts[0]
+    broke_off = any(r.last_pts is None or r.last_pts < _last_frame_before(info, r) for r in results)
+    outcome.analysed_s = (last - info.frame_pts[0]) * clock.time_base
+    if errors:
+        where = (
+            f"analysed {float(outcome.analysed_s):.1f} s of {float(info.duration_s):.1f} s"
+            if broke_off
+            else "the whole file was analysed"
+        )
+        outcome.error = f"{errors[0]}; {where}"
+    return outcome
+
+
+def _last_frame_before(info: decode.VideoInfo, result: SegmentResult) -> int:
+    end = result.segment.end_pts
+    if end is None:
+        return info.frame_pts[-1]
+    idx = info.frame_number(end) - 1
+    return info.frame_pts[max(0, idx)]
+
+
+def iter_videos(cfg: ScanConfig, events: Events) -> Iterator[decode.VideoInfo]:
+    for item in inputs.discover(cfg.inputs):
+        if isinstance(item, tuple):
+            events.failed(*item)
+            continue
+        try:
+            yield decode.probe(item.path)
+        except InputError as err:
+            if item.looks_like_video:
+                events.failed(item.path, err.reason)
+            else:
+                events.skipped(item.path, err.reason)
+
+
+def run_scan(
+    cfg: ScanConfig,
+    watchlist: Watchlist,
+    executor: Executor,
+    emit: Callable[[FileOutcome], None],
+    events: Events | None = None,
+) -> ScanStats:
+    """Scan every input, calling `emit` with each file's outcome in input order."""
+    events = events or Events()
+    stats = ScanStats(
+        watchlist_faces=watchlist.size, watchlist_identities=len(watchlist.identities())
+    )
+    started = time.monotonic()
+    queue: deque[tuple[decode.VideoInfo, list[Future[SegmentResult]]]] = deque()
+    in_flight = 0
+    limit = max(2, executor.workers * 2)
+
+    class _Counter(Events):
+        def failed(self, path: str, reason: str) -> None:
+            stats.files_failed += 1
+            events.failed(path, reason)
+
+        def skipped(self, path: str, reason: str) -> None:
+            stats.files_skipped += 1
+            events.skipped(path, reason)
+
+    counting = _Counter()
+
+    def finish_oldest() -> None:
+        nonlocal in_flight
+        info, futures = queue.popleft()
+        results = []
+        for fut in futures:
+            result = fut.result()
+            in_flight -= 1
+            events.segment_done(info, result)
+            results.append(result)
+            for stage, seconds in result.stage_seconds:
+                stats.add_stage(stage, seconds)
+        t0 = time.perf_counter()
+        outcome = assemble(info, results, watchlist, cfg)
+        stats.add_stage("index", time.perf_counter() - t0)
+        stats.footage_s += outcome.analysed_s
+        stats.frames_analysed += outcome.frames_analysed
+        stats.faces += outcome.faces
+        stats.tracks += outcome.tracks
+        stats.alerts += sum(1 for a in outcome.appearances if a.identity is not None)
+        emit(outcome)
+        if outcome.error:
+            stats.files_failed += 1
+            events.failed(info.path, outcome.error)
+        else:
+            stats.files_ok += 1
+        events.file_done(outcome)
+
+    try:
+        for info in iter_videos(cfg, counting):
+            segments = plan_segments(info, executor.workers, cfg.analysis)
+            events.file_started(info, len(segments))
+            queue.append((info, [executor.submit(analyse_segment, s) for s in segments]))
+            in_flight += len(segments)
+            while in_flight > limit and queue:
+                finish_oldest()
+        while queue:
+            finish_oldest()
+    except KeyboardInterrupt:
+        stats.interrupted = True
+        executor.shutdown(cancel=True)
+    stats.wall_s = time.monotonic() - started
+    return stats

@@ -1,0 +1,147 @@
+"""Output writers (csv, jsonl, json), looked up by name. The schema is defined here once.
+
+Writers stream: each row is written when it is complete, and `flush()` is
+called after each input file, so an interrupted scan leaves a valid file up to
+the last complete row.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Callable
+from typing import IO, Any
+
+from frs_cli.records import Appearance
+from frs_cli.timecode import format_tc, round_ms
+
+APPEARANCE_COLUMNS = (
+    "source", "identity", "start_s", "end_s", "start_tc", "end_tc", "best_s",
+    "distance", "detections", "track_id", "left", "top", "width", "height",
+)  # fmt: skip
+DETECTION_COLUMNS = (
+    "source", "frame", "time_s", "timecode", "track_id", "identity", "distance",
+    "left", "top", "width", "height",
+)  # fmt: skip
+
+Row = dict[str, Any]
+
+
+def _distance(value: float | None) -> float | None:
+    return None if value is None or math.isinf(value) else round(value, 4)
+
+
+def appearance_row(a: Appearance) -> Row:
+    return {
+        "source": a.source,
+        "identity": a.identity,
+        "start_s": round_ms(a.start_s),
+        "end_s": round_ms(a.end_s),
+        "start_tc": format_tc(a.start_s),
+        "end_tc": format_tc(a.end_s),
+        "best_s": round_ms(a.best_s),
+        "distance": _distance(a.distance),
+        "detections": a.detections,
+        "track_id": a.track_id,
+        "left": a.box.left,
+        "top": a.box.top,
+        "width": a.box.width,
+        "height": a.box.height,
+    }
+
+
+def detection_rows(a: Appearance) -> list[Row]:
+    return [
+        {
+            "source": a.source,
+            "frame": frame,
+            "time_s": round_ms(seconds),
+            "timecode": format_tc(seconds),
+            "track_id": a.track_id,
+            "identity": a.identity,
+            "distance": _distance(a.distance),
+            "left": box.left,
+            "top": box.top,
+            "width": box.width,
+            "height": box.height,
+        }
+        for frame, seconds, box in a.sightings
+    ]
+
+
+# A cell starting with one of these runs as a formula in spreadsheet programs.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: Any) -> Any:
+    """Neutralise user-supplied strings (file names, identities) that a spreadsheet would run."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+class Writer:
+    def __init__(self, stream: IO[str], columns: tuple[str, ...]):
+        self.stream = stream
+        self.columns = columns
+        self.rows = 0
+
+    def write(self, row: Row) -> None:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.flush()
+
+
+class CsvWriter(Writer):
+    def __init__(self, stream: IO[str], columns: tuple[str, ...], header: bool = True):
+        super().__init__(stream, columns)
+        self._csv = csv.writer(stream, lineterminator="\n")
+        if header:
+            self._csv.writerow(columns)
+
+    def write(self, row: Row) -> None:
+        cells = []
+        for col in self.columns:
+            value = row[col]
+            if value is None:
+                value = ""
+            elif isinstance(value, float):
+                value = f"{value:.3f}" if col.endswith("_s") else repr(value)
+            cells.append(safe_cell(value))
+        self._csv.writerow(cells)
+        self.rows += 1
+
+
+class JsonLinesWriter(Writer):
+    def write(self, row: Row) -> None:
+        self.stream.write(json.dumps({c: row[c] for c in self.columns}, ensure_ascii=False) + "\n")
+        self.rows += 1
+
+
+class JsonWriter(Writer):
+    """One JSON array, written row by row; valid only once closed."""
+
+    def __init__(self, stream: IO[str], columns: tuple[str, ...]):
+        super().__init__(stream, columns)
+        self.stream.write("[")
+
+    def write(self, row: Row) -> None:
+        sep = ",\n" if self.rows else "\n"
+        self.stream.write(sep + json.dumps({c: row[c] for c in self.columns}, ensure_ascii=False))
+        self.rows += 1
+
+    def close(self) -> None:
+        self.stream.write("\n]\n" if self.rows else "]\n")
+        super().close()
+
+
+WRITERS: dict[str, Callable[[IO[str], tuple[str, ...]], Writer]] = {
+    "csv": CsvWriter,
+    "jsonl": JsonLinesWriter,
+    "json": JsonWriter,
+}
