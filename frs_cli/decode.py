@@ -167,12 +167,25 @@ def frame_rgb(
 
     `width`/`height` are the *displayed* size wanted; rotation is applied after scaling.
     """
+    return frame_array(frame, "rgb24", rotation, width, height)
+
+
+def frame_gray(
+    frame: Any, rotation: int, width: int | None = None, height: int | None = None
+) -> np.ndarray:
+    """The frame's luma as a C-contiguous uint8 array (no colour conversion), scaled when asked."""
+    return frame_array(frame, "gray", rotation, width, height)
+
+
+def frame_array(
+    frame: Any, fmt: str, rotation: int, width: int | None, height: int | None
+) -> np.ndarray:
     if width is not None and height is not None:
         if rotation in (90, 270):
             width, height = height, width
-        image = frame.reformat(width=width, height=height, format="rgb24").to_ndarray()
+        image = frame.reformat(width=width, height=height, format=fmt).to_ndarray()
     else:
-        image = frame.to_ndarray(format="rgb24")
+        image = frame.to_ndarray(format=fmt)
     # Some widths (e.g. 820, 854) come back with padded rows; dlib needs contiguous data.
     return rotate(np.ascontiguousarray(image), rotation)
 
