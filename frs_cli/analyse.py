@@ -209,7 +209,9 @@ class SegmentScanner:
         # clip's faces: people walk in between searches.)
         full_cell = math.floor(t * Fraction(self.cfg.detect_fps))
         is_full = is_sample and full_cell > self.last_full_cell
-        self.last_full_cell = max(self.last_full_cell, full_cell) if is_sample else self.last_full_cell
+        self.last_full_cell = (
+            max(self.last_full_cell, full_cell) if is_sample else self.last_full_cell
+        )
         if self.first_pts is None:
             self.first_pts = pts
         current = _Frame(frame, self.rotation)
@@ -228,7 +230,6 @@ class SegmentScanner:
         if is_full:
             self.ring.clear()
             self.ring.append(current)
-
 
     def finish(self) -> tuple[Track, ...]:
         for live in self.live:
@@ -298,7 +299,10 @@ class SegmentScanner:
             for old in seen:
                 if old is young or old not in self.live or young not in self.live:
                     continue
-                if old.sightings[0].pts <= young.sightings[0].pts and old.box.iou(young.box) >= SAME_FACE_IOU:
+                if (
+                    old.sightings[0].pts <= young.sightings[0].pts
+                    and old.box.iou(young.box) >= SAME_FACE_IOU
+                ):
                     have = {s.pts for s in old.sightings}
                     old.sightings += [s for s in young.sightings if s.pts not in have]
                     old.encodings += young.encodings

@@ -34,9 +34,9 @@ class FrsGroup(click.Group):
         except FrsError as err:
             if os.environ.get("FRS_DEBUG"):
                 raise
-            exc = click.ClickException(str(err))
-            exc.exit_code = err.exit_code
-            raise exc from None
+            # ClickException prints "Error: message" to stderr and exits with exit_code.
+            kind = type("FrsClickException", (click.ClickException,), {"exit_code": err.exit_code})
+            raise kind(str(err)) from None
 
 
 @click.group(cls=FrsGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -290,11 +290,11 @@ def _output(out: Path | None) -> Iterator[IO[str]]:
     if out is None:
         yield sys.stdout
         return
-    try:
-        f = open(out, "w", encoding="utf-8", newline="")
-    except OSError as err:
-        raise FrsError(f"cannot write {out}: {err.strerror}") from None
-    with f:
+    with contextlib.ExitStack() as stack:
+        try:
+            f = stack.enter_context(open(out, "w", encoding="utf-8", newline=""))
+        except OSError as err:
+            raise FrsError(f"cannot write {out}: {err.strerror}") from None
         yield f
 
 

@@ -72,7 +72,23 @@ def open_container(path: str) -> Any:
     except PermissionError:
         raise InputError(path, "permission denied; check the file's read permission") from None
     except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as err:
+        if _is_mp4_without_index(path):
+            raise InputError(
+                path,
+                "not a readable video (moov atom missing: an MP4/MOV recording that was cut off "
+                "or never finalised; tools such as untrunc can rebuild it from a good file)",
+            ) from None
         raise InputError(path, f"not a readable video ({_reason(err)})") from None
+
+
+def _is_mp4_without_index(path: str) -> bool:
+    """An ISO-BMFF file (ftyp box first) that FFmpeg could not open: its moov is missing."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    return len(head) == 12 and head[4:8] == b"ftyp"
 
 
 def _reason(err: BaseException) -> str:

@@ -44,9 +44,10 @@ def load_photo(path: str) -> Photo:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-            with Image.open(p) as img:
+            with Image.open(p) as opened:
+                original = opened.size
+                img: Image.Image = opened
                 img.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at reduced size
-                original = img.size
                 img = ImageOps.exif_transpose(img)
                 rgb = _to_rgb(img)
     except InputError:

@@ -21,6 +21,7 @@ from frs_cli.executors import Executor
 from frs_cli.records import (
     AnalysisConfig,
     Appearance,
+    Box,
     FaceEncoding,
     Segment,
     SegmentResult,
@@ -188,7 +189,7 @@ def assemble(
     ):
         if identity is None and not cfg.unmatched:
             continue
-        sightings = ()
+        sightings: tuple[tuple[int, Fraction, Box], ...] = ()
         if cfg.detections:
             sightings = tuple(
                 (info.frame_number(s.pts), clock.seconds(s.pts), s.box) for s in track.sightings
@@ -254,7 +255,7 @@ def run_scan(
     events: Events | None = None,
 ) -> ScanStats:
     """Scan every input, calling `emit` with each file's outcome in input order."""
-    events = events or Events()
+    report: Events = events or Events()
     stats = ScanStats(
         watchlist_faces=watchlist.size, watchlist_identities=len(watchlist.identities())
     )
@@ -266,11 +267,11 @@ def run_scan(
     class _Counter(Events):
         def failed(self, path: str, reason: str) -> None:
             stats.files_failed += 1
-            events.failed(path, reason)
+            report.failed(path, reason)
 
         def skipped(self, path: str, reason: str) -> None:
             stats.files_skipped += 1
-            events.skipped(path, reason)
+            report.skipped(path, reason)
 
     counting = _Counter()
 
@@ -281,7 +282,7 @@ def run_scan(
         for fut in futures:
             result = fut.result()
             in_flight -= 1
-            events.segment_done(info, result)
+            report.segment_done(info, result)
             results.append(result)
             for stage, seconds in result.stage_seconds:
                 stats.add_stage(stage, seconds)
@@ -296,15 +297,15 @@ def run_scan(
         emit(outcome)
         if outcome.error:
             stats.files_failed += 1
-            events.failed(info.path, outcome.error)
+            report.failed(info.path, outcome.error)
         else:
             stats.files_ok += 1
-        events.file_done(outcome)
+        report.file_done(outcome)
 
     try:
         for info in iter_videos(cfg, counting):
             segments = plan_segments(info, executor.workers, cfg.analysis)
-            events.file_started(info, len(segments))
+            report.file_started(info, len(segments))
             queue.append((info, [executor.submit(analyse_segment, s) for s in segments]))
             in_flight += len(segments)
             while in_flight > limit and queue:

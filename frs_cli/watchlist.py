@@ -20,6 +20,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -90,7 +91,8 @@ class Watchlist:
         self._vectors: np.ndarray | None = None
         self._labels: np.ndarray | None = None
         self._names: list[str] = []
-        self._index: object | None = None
+        self._face_ids: np.ndarray | None = None
+        self._index: Any = None
 
     # -- opening ---------------------------------------------------------
     @classmethod
@@ -218,6 +220,7 @@ class Watchlist:
             if added:
                 self._bump()
         self._vectors = None
+        self._index = None
         return added
 
     def _bump(self) -> None:
@@ -226,6 +229,8 @@ class Watchlist:
         )
 
     # -- searching -------------------------------------------------------
+    exact_limit = EXACT_LIMIT  # below this many faces, search is exact and no index is used
+
     def _load(self) -> None:
         if self._vectors is not None:
             return
@@ -236,14 +241,16 @@ class Watchlist:
         names: dict[int, int] = {}
         self._names = []
         labels = np.empty(len(rows), dtype=np.int64)
+        ids = np.empty(len(rows), dtype=np.int64)
         vectors = np.empty((len(rows), DIM), dtype=np.float32)
-        for k, (_fid, ident, blob, name) in enumerate(rows):
+        for k, (fid, ident, blob, name) in enumerate(rows):
             if ident not in names:
                 names[ident] = len(self._names)
                 self._names.append(name)
             labels[k] = names[ident]
+            ids[k] = fid
             vectors[k] = np.frombuffer(blob, dtype=np.float32)
-        self._vectors, self._labels = vectors, labels
+        self._vectors, self._labels, self._face_ids = vectors, labels, ids
 
     @property
     def size(self) -> int:
@@ -259,20 +266,131 @@ class Watchlist:
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
         if len(self._vectors) == 0:
             return [None] * len(queries)
-        out: list[Match | None] = []
-        for q in queries:
-            dist = np.linalg.norm(self._vectors - q, axis=1)
-            out.append(self._best_two(dist, self._labels))
-        return out
+        if len(self._vectors) < self.exact_limit:
+            out: list[Match | None] = []
+            for q in queries:
+                dist = np.linalg.norm(self._vectors - q, axis=1)
+                out.append(self._best_two(dist, self._labels))
+            return out
+        index = self.index()
+        k = min(NEIGHBOURS, len(self._vectors))
+        found, squared = index.knn_query(queries, k=k)
+        assert self._face_ids is not None
+        positions: np.ndarray = np.searchsorted(self._face_ids, found.astype(np.int64))
+        return [
+            self._best_two(np.sqrt(np.maximum(squared[i], 0)), self._labels[positions[i]])
+            for i in range(len(queries))
+        ]
 
     def _best_two(self, dist: np.ndarray, labels: np.ndarray) -> Match:
-        # Best distance per identity, so several photos of one person cannot
-        # hide the second-best identity.
+        # Best distance per identity, so several photos of one person cannot hide the
+        # second-best identity. From the index's k neighbours, when all k are the best
+        # identity, the k-th distance stands in for the second: a lower bound.
         order = np.argsort(dist, kind="stable")
         first = labels[order[0]]
         best = float(dist[order[0]])
-        second = next((float(dist[i]) for i in order if labels[i] != first), float("inf"))
+        second = next((float(dist[i]) for i in order if labels[i] != first), float(dist[order[-1]]))
+        if len(order) == 1:
+            second = float("inf")
         return Match(self._names[first], best, second - best)
+
+    # -- the derived index -------------------------------------------------
+    @property
+    def index_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".hnsw")
+
+    @property
+    def index_meta_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".hnsw.json")
+
+    def index(self) -> Any:
+        """The HNSW index over the store's faces: loaded if it matches the store, else
+        rebuilt and saved (atomically) beside it."""
+        if self._index is not None:
+            return self._index
+        self._load()
+        index = self._load_index()
+        if index is None:
+            index = self._build_index()
+        index.set_ef(max(HNSW_EF, NEIGHBOURS))
+        self._index = index
+        return index
+
+    def index_state(self) -> str:
+        """'fresh', 'missing', 'stale' or 'unreadable' (what `_load_index` would find)."""
+        try:
+            meta = json.loads(self.index_meta_path.read_text())
+        except FileNotFoundError:
+            return "missing"
+        except (OSError, ValueError):
+            return "unreadable"
+        if meta.get("generation") != self.generation or meta.get("count") != self.face_count():
+            return "stale"
+        try:
+            digest = _sha256(self.index_path)
+        except OSError:
+            return "missing"
+        return "fresh" if digest == meta.get("sha256") else "unreadable"
+
+    def _load_index(self) -> Any:
+        import hnswlib
+
+        if self.index_state() != "fresh":
+            return None
+        index = hnswlib.Index(space="l2", dim=DIM)
+        try:
+            index.load_index(str(self.index_path), max_elements=max(1, self.size))
+        except (RuntimeError, ValueError, OSError):
+            return None
+        if index.get_current_count() != self.size:
+            return None
+        return index
+
+    def _build_index(self) -> Any:
+        import hnswlib
+
+        assert self._vectors is not None
+        index = hnswlib.Index(space="l2", dim=DIM)
+        index.init_index(
+            max_elements=max(1, len(self._vectors)), ef_construction=HNSW_EF_CONSTRUCTION, M=HNSW_M
+        )
+        if len(self._vectors):
+            index.add_items(self._vectors, self._face_ids)
+        tmp = self.index_path.with_name(f"{self.index_path.name}.{os.getpid()}.tmp")
+        index.save_index(str(tmp))
+        os.chmod(tmp, 0o600)
+        digest = _sha256(tmp)
+        os.replace(tmp, self.index_path)
+        meta = {
+            "generation": self.generation,
+            "count": len(self._vectors),
+            "sha256": digest,
+            "space": "l2",
+            "M": HNSW_M,
+            "ef_construction": HNSW_EF_CONSTRUCTION,
+            "built_at": _now(),
+        }
+        _write_private(self.index_meta_path, json.dumps(meta, indent=2) + "\n")
+        return index
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically, owner-only."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,67 @@
+"""Fixtures. Real faces: sample_media/ (public-domain portraits shipped by matplotlib and
+scikit-image, see sample_media/make_sample_media.py) and, when present, ../shared/data.
+Clips are generated here with frs_cli.synthetic: known people at known frames."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "sample_media"
+SHARED = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(SAMPLE))
+
+import make_sample_media  # noqa: E402
+
+from frs_cli.cli import cli  # noqa: E402
+
+needs_shared = pytest.mark.skipif(
+    not SHARED.is_dir(), reason=f"real footage and photos not found at {SHARED}"
+)
+
+
+def run_cli(*args: str, input: str | None = None):
+    result = CliRunner().invoke(cli, [str(a) for a in args], input=input, catch_exceptions=False)
+    return result
+
+
+@pytest.fixture(scope="session")
+def demo_watchlist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("wl") / "demo.db"
+    result = run_cli(
+        "enroll", "-q", "-w", path, SAMPLE / "Grace_Hopper.jpg", SAMPLE / "Eileen_Collins.png"
+    )
+    assert result.exit_code == 0, result.stderr
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_watchlist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"real footage and photos not found at {SHARED}")
+    path = tmp_path_factory.mktemp("wl") / "hamilton.db"
+    faces = SHARED / "faces"
+    result = run_cli(
+        "enroll", "-q", "-w", path,
+        faces / "lin-manuel-miranda.png", faces / "alex-lacamoire.png", faces / "obama.jpg",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    return path
+
+
+def jsonl(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def demo_expected() -> list[tuple[str, float, float]]:
+    """(identity, start_s, end_s) of every appearance in sample_media/demo.mp4."""
+    fps = make_sample_media.FPS
+    return sorted(
+        (name, first / fps, last / fps) for name, first, last in make_sample_media.EXPECTED
+    )

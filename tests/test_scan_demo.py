@@ -1,0 +1,125 @@
+"""End to end on sample_media/demo.mp4: real HOG detection and ResNet encodings on
+public-domain portraits pasted into a synthetic clip at known frames."""
+
+import csv
+import io
+import json
+
+import pytest
+from conftest import SAMPLE, jsonl, run_cli
+
+DEMO = SAMPLE / "demo.mp4"
+
+
+def appearances(rows):
+    return sorted((r["identity"], r["start_s"], r["end_s"]) for r in rows if r["identity"])
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_scan_finds_each_person_at_the_exact_frames(demo_watchlist, demo_expected, workers):
+    result = run_cli(
+        "scan", "-q", "-w", demo_watchlist, "--format", "jsonl", "--workers", workers, DEMO
+    )
+    assert result.exit_code == 0, result.stderr
+    rows = jsonl(result.stdout)
+    assert appearances(rows) == demo_expected
+    for row in rows:
+        assert row["distance"] < 0.3
+        assert row["source"] == str(DEMO)
+    assert [r["track_id"] for r in rows] == sorted(r["track_id"] for r in rows)
+
+
+def test_csv_columns_and_timecodes(demo_watchlist):
+    result = run_cli("scan", "-q", "-w", demo_watchlist, DEMO)
+    assert result.exit_code == 0
+    reader = csv.DictReader(io.StringIO(result.stdout))
+    assert reader.fieldnames == [
+        "source", "identity", "start_s", "end_s", "start_tc", "end_tc", "best_s",
+        "distance", "detections", "track_id", "left", "top", "width", "height",
+    ]  # fmt: skip
+    rows = list(reader)
+    hopper = [r for r in rows if r["identity"] == "Grace_Hopper"][0]
+    assert (hopper["start_s"], hopper["end_s"]) == ("1.000", "3.960")
+    assert (hopper["start_tc"], hopper["end_tc"]) == ("00:00:01.000", "00:00:03.960")
+    assert int(hopper["detections"]) >= 15  # analysed frames plus refined edges
+
+
+def test_json_format_is_one_array(demo_watchlist, demo_expected):
+    result = run_cli("scan", "-q", "-w", demo_watchlist, "--format", "json", DEMO)
+    assert appearances(json.loads(result.stdout)) == demo_expected
+
+
+def test_detections_rows_have_exact_frame_numbers(demo_watchlist):
+    result = run_cli("scan", "-q", "-w", demo_watchlist, "--format", "jsonl", "--detections", DEMO)
+    rows = jsonl(result.stdout)
+    assert set(rows[0]) == {
+        "source", "frame", "time_s", "timecode", "track_id", "identity", "distance",
+        "left", "top", "width", "height",
+    }  # fmt: skip
+    for row in rows:
+        assert row["time_s"] == pytest.approx(row["frame"] / 25, abs=0.0005)
+    first = min((r for r in rows if r["identity"] == "Grace_Hopper"), key=lambda r: r["frame"])
+    assert first["frame"] == 25
+    eileen = [r["frame"] for r in rows if r["identity"] == "Eileen_Collins"]
+    assert min(eileen) == 125 and max(eileen) == 199
+
+
+def test_data_on_stdout_messages_on_stderr(demo_watchlist, tmp_path):
+    out = tmp_path / "rows.csv"
+    result = run_cli("scan", "-w", demo_watchlist, "--out", out, DEMO)
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    assert "scanned 1 file(s)" in result.stderr and "3 alerts" in result.stderr
+    assert out.read_text().startswith("source,identity,")
+
+
+def test_tolerance_zero_matches_nobody_but_unmatched_lists_the_faces(demo_watchlist):
+    none = run_cli(
+        "scan", "-q", "-w", demo_watchlist, "--tolerance", "0", "--format", "jsonl", DEMO
+    )
+    assert none.exit_code == 0 and none.stdout == ""
+    faces = run_cli(
+        "scan",
+        "-q",
+        "-w",
+        demo_watchlist,
+        "--tolerance",
+        "0",
+        "--unmatched",
+        "--format",
+        "jsonl",
+        DEMO,
+    )
+    rows = jsonl(faces.stdout)
+    assert len(rows) >= 3 and all(r["identity"] is None for r in rows)
+
+
+def test_summary_json_counts_match_rows(demo_watchlist, tmp_path):
+    summary = tmp_path / "s.json"
+    result = run_cli(
+        "scan", "-q", "-w", demo_watchlist, "--format", "jsonl", "--summary", summary, DEMO
+    )
+    data = json.loads(summary.read_text())
+    assert data["alerts"] == len(jsonl(result.stdout)) == 3
+    assert data["watchlist_identities"] == 2 and data["tolerance"] == 0.6
+    assert data["footage_s"] == pytest.approx(7.96, abs=0.05)
+
+
+def test_missing_watchlist_is_one_line_and_exit_1(tmp_path):
+    result = run_cli("scan", "-w", tmp_path / "none.db", DEMO)
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"Error: no watchlist at {tmp_path / 'none.db'}; create one with "
+        f"`frs enroll -w {tmp_path / 'none.db'} PHOTOS...`"
+    ]
+
+
+def test_watchlist_from_environment(demo_watchlist, monkeypatch):
+    monkeypatch.setenv("FRS_WATCHLIST", str(demo_watchlist))
+    result = run_cli("scan", "-q", "--format", "jsonl", DEMO)
+    assert result.exit_code == 0 and len(jsonl(result.stdout)) == 3
+
+
+def test_usage_errors_exit_2(demo_watchlist):
+    assert run_cli("scan", "-w", demo_watchlist, "--format", "xml", DEMO).exit_code == 2
+    assert run_cli("scan", "-w", demo_watchlist).exit_code == 2

@@ -1,0 +1,76 @@
+"""The watchlist store and its derived HNSW index, with hand-made vectors."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from frs_cli.errors import WatchlistError
+from frs_cli.watchlist import Watchlist
+
+
+def vectors(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    v = rng.normal(0, 0.1, size=(n, 128)).astype(np.float32)
+    return v
+
+
+def fill(wl: Watchlist, n: int, per_identity: int = 2) -> np.ndarray:
+    v = vectors(n)
+    wl.add_faces(
+        [(f"id{i // per_identity}", v[i], f"sha{i}", f"p{i}.jpg", "[0,0,1,1]") for i in range(n)]
+    )
+    return v
+
+
+def test_search_groups_by_identity_and_reports_margin(tmp_path):
+    with Watchlist.create(tmp_path / "wl.db", "m1") as wl:
+        v = fill(wl, 6)
+        matches = wl.search(v[3] + 0.001)
+        assert matches[0].identity == "id1"
+        assert matches[0].distance == pytest.approx(np.linalg.norm(np.full(128, 0.001)), rel=1e-3)
+        others = [np.linalg.norm(v[i] - v[3] - 0.001) for i in (0, 1, 4, 5)]
+        assert matches[0].margin == pytest.approx(min(others) - matches[0].distance, rel=1e-4)
+
+
+def test_index_path_matches_exact_search_and_is_a_checked_cache(tmp_path):
+    path = tmp_path / "wl.db"
+    with Watchlist.create(path, "m1") as wl:
+        v = fill(wl, 200)
+        exact = wl.search(v[:20] + 0.01)
+        wl.exact_limit = 0
+        assert wl.index_state() == "missing"
+        via_index = wl.search(v[:20] + 0.01)
+        assert [m.identity for m in via_index] == [m.identity for m in exact]
+        assert wl.index_state() == "fresh"
+        assert oct(os.stat(wl.index_path).st_mode & 0o777) == "0o600"
+        wl.add_faces([("new", v[0] * -1, "shaX", "x.jpg", "[0,0,1,1]")])
+        assert wl.index_state() == "stale"
+        assert wl.search(v[0] * -1)[0].identity == "new"  # rebuilt on use
+        assert wl.index_state() == "fresh"
+    wl.index_path.write_bytes(b"garbage")
+    with Watchlist.open(path) as again:
+        again.exact_limit = 0
+        assert again.index_state() == "unreadable"
+        assert again.search(v[5] + 0.01)[0].identity == "id2"
+        assert json.loads(again.index_meta_path.read_text())["count"] == 201
+
+
+def test_refuses_another_encoders_watchlist_and_non_watchlists(tmp_path):
+    path = tmp_path / "wl.db"
+    Watchlist.create(path, "m1").close()
+    with pytest.raises(WatchlistError, match="was made with encoder m1, not m2"):
+        Watchlist.create(path, "m2")
+    junk = tmp_path / "junk.db"
+    junk.write_text("not sqlite at all " * 100)
+    with pytest.raises(WatchlistError, match="is not a watchlist"):
+        Watchlist.open(junk)
+
+
+def test_rejects_non_finite_vectors(tmp_path):
+    with Watchlist.create(tmp_path / "wl.db", "m1") as wl:
+        bad = np.full(128, np.nan, np.float32)
+        with pytest.raises(WatchlistError, match="not a finite 128-d vector"):
+            wl.add_faces([("x", bad, "s", "p", "[0,0,1,1]")])
+        assert wl.face_count() == 0
