@@ -186,11 +186,25 @@ def frame_rgb(
     return frame_array(frame, "rgb24", rotation, width, height)
 
 
-def frame_gray(
-    frame: Any, rotation: int, width: int | None = None, height: int | None = None
-) -> np.ndarray:
-    """The frame's luma as a C-contiguous uint8 array (no colour conversion), scaled when asked."""
-    return frame_array(frame, "gray", rotation, width, height)
+_LUMA_FIRST = ("yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21")
+
+
+def frame_luma(frame: Any, rotation: int) -> tuple[np.ndarray, bool]:
+    """The frame's luma plane as an array view, without conversion (8-bit YUV formats),
+    and whether it is limited range (16-235) and needs `full_range` on what is used of
+    it. ~400x cheaper than `to_ndarray(format="gray")`, which converts the whole frame."""
+    name = frame.format.name
+    if name in _LUMA_FIRST:
+        plane = frame.planes[0]
+        rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+        limited = not name.startswith("yuvj") and frame.color_range != 2  # 2: JPEG/full
+        return rotate(rows[:, : plane.width], rotation), limited
+    return frame_array(frame, "gray", rotation, None, None), False
+
+
+def full_range(luma: np.ndarray) -> np.ndarray:
+    """Limited-range (16-235) luma stretched to 0-255, as swscale's gray conversion does."""
+    return np.clip((luma.astype(np.int32) - 16) * 255 // 219, 0, 255).astype(np.uint8)
 
 
 def frame_array(
