@@ -30,3 +30,27 @@ def test_output_columns_in_docs_match_the_code():
     assert ",".join(DETECTION_COLUMNS) in README
     for column in APPEARANCE_COLUMNS:
         assert f"`{column}`" in DESIGN, column
+
+
+def test_doctor_names_the_dlib_build_and_models():
+    result = run_cli("doctor")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[1].startswith("dlib ") and "BLAS" in lines[1] and "CUDA" in lines[1]
+    assert any(line.startswith("models: ") and "dlib_resnet_v1:" in line for line in lines)
+
+
+def test_doctor_fails_when_models_are_missing(monkeypatch, tmp_path):
+    from frs_cli import models
+
+    monkeypatch.setenv("FRS_MODELS_DIR", str(tmp_path))
+    models.encoder_model_id.cache_clear()
+    try:
+        result = run_cli("doctor")
+    finally:
+        models.encoder_model_id.cache_clear()
+    assert result.exit_code == 1
+    assert (
+        "models: MISSING:" in result.stdout
+        and "pip install face_recognition_models" in result.stdout
+    )
