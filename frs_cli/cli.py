@@ -103,8 +103,8 @@ def enroll(
     (Ada_Lovelace.jpg, Ada_Lovelace_2.jpg), or, with --name, photos of one person.
     The largest face of each photo is enrolled; photos already enrolled are skipped.
     """
+    from frs_cli import audit, executors, models
     from frs_cli import enroll as enrol_mod
-    from frs_cli import executors, models
     from frs_cli.watchlist import Watchlist
 
     path = _watchlist_path(watchlist)
@@ -119,6 +119,20 @@ def enroll(
             stats = enrol_mod.run_enroll(wl, jobs, functools.partial(_map, executor), _say(quiet))
             total = wl.face_count()
             people = len(wl.identities())
+            audit.append(
+                path,
+                audit.record(
+                    "enroll",
+                    watchlist=wl.fingerprint(),
+                    inputs=stats.photos,
+                    counts={
+                        "enrolled": stats.enrolled,
+                        "already_enrolled": stats.duplicates,
+                        "no_face": stats.no_face,
+                        "unreadable": stats.unreadable,
+                    },
+                ),
+            )
     finally:
         executor.shutdown()
     click.echo(
@@ -218,7 +232,7 @@ def scan(
     identity) as each file completes. Exit code 0: all inputs scanned; 3: some
     failed (one line each on stderr), the rest were scanned; 1: nothing could be done.
     """
-    from frs_cli import executors, models
+    from frs_cli import audit, executors, models
     from frs_cli.progress import ScanProgress
     from frs_cli.scan import ScanConfig
     from frs_cli.watchlist import Watchlist
@@ -243,6 +257,7 @@ def scan(
             raise FrsError(
                 f"the watchlist {cfg.watchlist} is empty; enrol photos with `frs enroll`"
             )
+        wl_fingerprint = wl.fingerprint()
         executor = executors.make_executor(cfg.workers, model)
         try:
             with _output(out) as stream, ScanProgress(quiet, verbose) as events:
@@ -250,6 +265,30 @@ def scan(
         finally:
             executor.shutdown()
     summary = _summary(stats, cfg, wl_model)
+    audit.append(
+        cfg.watchlist,
+        audit.record(
+            "scan",
+            watchlist=wl_fingerprint,
+            inputs=[{**audit.fast_fingerprint(i["path"]), **i} for i in stats.inputs],
+            output=str(out) if out else "stdout",
+            format=fmt,
+            threshold=cfg.tolerance,
+            unmatched_rows=cfg.unmatched,
+            counts={
+                k: summary[k]
+                for k in (
+                    "files_scanned",
+                    "files_failed",
+                    "footage_s",
+                    "face_detections",
+                    "tracks",
+                    "alerts",
+                )
+            },
+            interrupted=stats.interrupted,
+        ),
+    )
     if summary_path is not None:
         _write_json(summary_path, summary)
     if not quiet or stats.files_failed:
@@ -306,12 +345,191 @@ def _print_summary(stats: Any, cfg: Any) -> None:
         f"scanned {stats.files_ok} file(s), {format_tc(stats.footage_s)} of footage in "
         f"{stats.wall_s:.1f} s ({speed:.1f}x real time); {stats.files_failed} failed",
         f"{stats.frames_analysed} frames analysed, {stats.faces} face detections in "
-        f"{stats.tracks} tracks, {stats.alerts} alerts (matched appearances) at tolerance "
+        f"{stats.tracks} faces followed (tracks), {stats.alerts} alerts (matched appearances), "
+        f"{1000 * stats.alerts / stats.tracks if stats.tracks else 0:.1f} per 1,000 faces, at tolerance "
         f"{cfg.tolerance} against {stats.watchlist_identities} identities "
         f"({stats.watchlist_faces} faces)",
     ]
     for line in lines:
         click.echo(line, err=True)
+    click.echo(PRECISION_NOTE, err=True)
+
+
+PRECISION_NOTE = (
+    "How many of these alerts are the right person cannot be known from the footage alone: "
+    "it depends on how many of the people filmed are really on the watchlist, and falls as the "
+    "watchlist grows. Every alert needs a person to check it; `frs evaluate` measures the error "
+    "rates for a threshold."
+)
+
+
+# -- evaluate ---------------------------------------------------------------
+@cli.command()
+@click.argument("dataset", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--enrol",
+    "enrol",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Photos enrolled per gallery identity (the first ones, by name).",
+)
+@click.option(
+    "--gallery-share",
+    type=click.FloatRange(0.01, 1.0),
+    default=0.5,
+    show_default=True,
+    help="Share of identities put in the gallery; the rest are non-mated searches.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the gallery split.")
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(0, 2),
+    default=0.6,
+    show_default=True,
+    help="The operating threshold to report (frs scan's --tolerance).",
+)
+@click.option("--limit", type=click.IntRange(min=2), help="Use only the first N identities.")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write every figure, the DET points and the exact split here.",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a DET curve (PNG) with the operating point marked.",
+)
+@click.option(
+    "--groups",
+    "groups_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CSV identity,group: report the metrics per group too.",
+)
+@workers_option
+def evaluate(
+    dataset: Path,
+    enrol: int,
+    gallery_share: float,
+    seed: int,
+    tolerance: float,
+    limit: int | None,
+    json_path: Path | None,
+    plot_path: Path | None,
+    groups_path: Path | None,
+    workers: int | None,
+) -> None:
+    """Measure 1:N accuracy on DATASET (one folder of photos per identity, e.g. LFW).
+
+    Enrols the first photo(s) of a share of the identities, searches every other photo,
+    and reports rank-1 rate, FNIR and FPIR across thresholds, FNIR at FPIR 1%, 0.3% and
+    0.1%, and the precision of alerts against prevalence.
+    """
+    from frs_cli import evaluate as ev
+    from frs_cli import executors
+
+    groups = ev.load_groups(groups_path) if groups_path else None
+    executor = executors.make_executor(workers or _default_workers(), "hog")
+    try:
+        report = ev.run_evaluation(
+            dataset, enrol, gallery_share, seed, tolerance, functools.partial(_map, executor), limit
+        )
+    finally:
+        executor.shutdown()
+    data = ev.report_dict(report, groups)
+    _print_evaluation(data)
+    if json_path is not None:
+        _write_json(json_path, data)
+    if plot_path is not None:
+        ev.plot_det(data, plot_path)
+
+
+def _print_evaluation(data: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=True, highlight=False)
+    op = data["at_tolerance"]
+    fta = data["failures_to_acquire"]
+    console.print(
+        f"{data['dataset']}: gallery {data['gallery_identities']} identities "
+        f"({data['gallery_faces']} faces, {len(data['failures_to_enrol'])} failed to enrol); "
+        f"{data['mated_searches']} mated and {data['non_mated_searches']} non-mated searches "
+        f"(no face found: {fta['mated']} mated, {fta['non_mated']} non-mated); seed {data['seed']}"
+    )
+    table = Table(title="Errors at thresholds")
+    for col in ("threshold", "FPIR", "FNIR", "note"):
+        table.add_column(col)
+    table.add_row(
+        f"{op['threshold']}", f"{op['fpir']:.4f}", f"{op['fnir']:.4f}",
+        f"the tolerance: {op['non_mated_alerts']} false alerts, {op['mated_misses']} misses",
+    )  # fmt: skip
+    for row in data["fnir_at_fpir"]:
+        if row:
+            table.add_row(
+                f"{row['threshold']}", f"{row['fpir']:.4f}", f"{row['fnir']:.4f}",
+                f"largest threshold with FPIR <= {row['fpir_target']}",
+            )  # fmt: skip
+    console.print(table)
+    console.print(f"rank-1 identification rate: {data['rank1_identification_rate']:.4f}")
+    prec = Table(title=f"Share of alerts that are right, at threshold {op['threshold']}")
+    prec.add_column("people on the watchlist among those searched")
+    prec.add_column("alerts that are right")
+    for row in data["alert_precision_by_prevalence"]:
+        prec.add_row(f"1 in {round(1 / row['prevalence']):,}", f"{row['precision']:.1%}")
+    console.print(prec)
+    if "groups" in data:
+        groups = Table(title="Per group, at the tolerance")
+        for col in ("group", "mated", "non-mated", "rank-1", "FNIR", "FPIR"):
+            groups.add_column(col)
+        for name, row in data["groups"]["per_group"].items():
+            groups.add_row(
+                name, str(row["mated_searches"]), str(row["non_mated_searches"]),
+                f"{row['rank1_identification_rate']:.4f}", f"{row['fnir']:.4f}", f"{row['fpir']:.4f}",
+            )  # fmt: skip
+        spread = data["groups"]["spread"]
+        console.print(groups)
+        console.print(
+            f"spread between groups: FNIR {spread['fnir']:.4f}, FPIR {spread['fpir']:.4f}, "
+            f"rank-1 {spread['rank1_identification_rate']:.4f}"
+        )
+
+
+# -- audit ------------------------------------------------------------------
+@cli.command("audit")
+@watchlist_option
+@click.option(
+    "--format", "fmt", type=click.Choice(("table", "jsonl")), default="table", show_default=True
+)
+def audit_cmd(watchlist: Path | None, fmt: str) -> None:
+    """Show the audit trail of a watchlist: every enrol and scan, who ran it, on what."""
+    import json
+
+    from frs_cli import audit
+
+    path = _watchlist_path(watchlist)
+    entries = audit.read(path)
+    if fmt == "jsonl":
+        for entry in entries:
+            click.echo(json.dumps(entry, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{audit.log_path(path)} ({len(entries)} records)")
+    for col in ("time", "command", "user@host", "inputs", "threshold", "result"):
+        table.add_column(col)
+    for e in entries:
+        counts = e.get("counts", {})
+        result = ", ".join(f"{k} {v}" for k, v in counts.items())
+        table.add_row(
+            str(e.get("time", "")), str(e.get("command", "")),
+            f"{e.get('user', '')}@{e.get('host', '')}", str(len(e.get("inputs", []))),
+            str(e.get("threshold", "")), result,
+        )  # fmt: skip
+    Console(highlight=False, width=160).print(table)
 
 
 # -- doctor -----------------------------------------------------------------
@@ -380,9 +598,11 @@ def _summary(stats: Any, cfg: Any, model_id: str) -> dict[str, Any]:
         "face_detections": faces,
         "tracks": stats.tracks,
         "alerts": stats.alerts,
-        "alerts_per_1000_tracks": round(1000 * stats.alerts / stats.tracks, 2)
+        # A "face" here is one person followed through time (a track), not one frame.
+        "alerts_per_1000_faces": round(1000 * stats.alerts / stats.tracks, 2)
         if stats.tracks
         else 0.0,
+        "note": PRECISION_NOTE,
         "watchlist_identities": stats.watchlist_identities,
         "watchlist_faces": stats.watchlist_faces,
         "tolerance": cfg.tolerance,

@@ -8,9 +8,10 @@ face_recognition.face_encodings.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -85,8 +86,9 @@ def collect_jobs(paths: Iterable[str], name: str | None) -> list[PhotoJob]:
     return jobs
 
 
-def find_faces(rgb: np.ndarray) -> list[Box]:
-    """Faces in a photo, largest first (HOG, upsample 1, like face_recognition)."""
+def find_faces(rgb: np.ndarray, choose: str = "largest") -> list[Box]:
+    """Faces in a photo (HOG, upsample 1, like face_recognition), the chosen one first:
+    `largest`, or `central` (nearest the middle: news and ID photos frame their subject)."""
     h, w = rgb.shape[:2]
     scale = min(1.0, DETECT_SIDE / max(h, w))
     small = rgb
@@ -102,16 +104,21 @@ def find_faces(rgb: np.ndarray) -> list[Box]:
         )
         for r in rects
     ]
+    if choose == "central":
+        return sorted(
+            boxes,
+            key=lambda b: (b.left + b.width / 2 - w / 2) ** 2 + (b.top + b.height / 2 - h / 2) ** 2,
+        )
     return sorted(boxes, key=lambda b: b.area, reverse=True)
 
 
-def encode_photo(job: PhotoJob) -> PhotoResult:
+def encode_photo(job: PhotoJob, choose: str = "largest") -> PhotoResult:
     """Load, detect, encode one photo. Never raises for bad input."""
     try:
         photo = images.load_photo(job.path)
     except InputError as err:
         return PhotoResult(job, "unreadable", reason=err.reason)
-    boxes = find_faces(photo.rgb)
+    boxes = find_faces(photo.rgb, choose)
     if not boxes:
         return PhotoResult(job, "no-face", sha256=photo.sha256, reason="no face found")
     box = boxes[0]
@@ -124,9 +131,12 @@ def encode_photo(job: PhotoJob) -> PhotoResult:
     return PhotoResult(job, "enrolled", len(boxes), vector, box, photo.sha256)
 
 
-def encode_photos(jobs: list[PhotoJob], mapper: Mapper | None = None) -> Iterator[PhotoResult]:
+def encode_photos(
+    jobs: list[PhotoJob], mapper: Mapper | None = None, choose: str = "largest"
+) -> Iterator[PhotoResult]:
     """Encode photos in order, with `mapper(fn, items)` (an executor's map) when given."""
-    yield from (mapper or map)(encode_photo, jobs)
+    fn = encode_photo if choose == "largest" else functools.partial(encode_photo, choose=choose)
+    yield from (mapper or map)(fn, jobs)
 
 
 @dataclass
@@ -136,6 +146,7 @@ class EnrolStats:
     several: int = 0
     no_face: int = 0
     unreadable: int = 0
+    photos: list[dict[str, str]] = field(default_factory=list)  # for the audit trail
 
     @property
     def failed(self) -> int:
@@ -152,6 +163,14 @@ def run_enroll(
     stats = EnrolStats()
     for result in encode_photos(jobs, mapper):
         job = result.job
+        stats.photos.append(
+            {
+                "path": job.path,
+                "identity": job.identity,
+                "sha256": result.sha256,
+                "status": result.status,
+            }
+        )
         if result.status == "unreadable":
             stats.unreadable += 1
             say(f"unreadable: {job.path}: {result.reason}")

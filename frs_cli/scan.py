@@ -71,6 +71,7 @@ class ScanStats:
     interrupted: bool = False
     wall_s: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)  # summed over workers
+    inputs: list[dict[str, str]] = field(default_factory=list)  # path, status, reason
 
     def add_stage(self, stage: str, seconds: float) -> None:
         self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
@@ -267,6 +268,7 @@ def run_scan(
     class _Counter(Events):
         def failed(self, path: str, reason: str) -> None:
             stats.files_failed += 1
+            stats.inputs.append({"path": path, "status": "failed", "reason": reason})
             report.failed(path, reason)
 
         def skipped(self, path: str, reason: str) -> None:
@@ -297,9 +299,11 @@ def run_scan(
         emit(outcome)
         if outcome.error:
             stats.files_failed += 1
+            stats.inputs.append({"path": info.path, "status": "partial", "reason": outcome.error})
             report.failed(info.path, outcome.error)
         else:
             stats.files_ok += 1
+            stats.inputs.append({"path": info.path, "status": "ok"})
         report.file_done(outcome)
 
     try:

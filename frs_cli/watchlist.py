@@ -175,6 +175,17 @@ class Watchlist:
         ).fetchall()
         return [Identity(name, n) for name, n in rows]
 
+    def fingerprint(self) -> dict[str, Any]:
+        """What the audit trail records of the watchlist a command used."""
+        meta = self.meta()
+        return {
+            "path": str(self.path),
+            "generation": int(meta["generation"]),
+            "model_id": meta["model_id"],
+            "identities": len(self.identities()),
+            "faces": self.face_count(),
+        }
+
     def face_count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM faces").fetchone()[0])
 

@@ -103,6 +103,9 @@ def test_summary_json_counts_match_rows(demo_watchlist, tmp_path):
     assert data["alerts"] == len(jsonl(result.stdout)) == 3
     assert data["watchlist_identities"] == 2 and data["tolerance"] == 0.6
     assert data["footage_s"] == pytest.approx(7.96, abs=0.05)
+    assert data["alerts_per_1000_faces"] == round(1000 * 3 / data["tracks"], 2)
+    assert "depends on how many of the people filmed are really on the watchlist" in data["note"]
+    assert "frs evaluate" in result.stderr or data["note"]
 
 
 def test_missing_watchlist_is_one_line_and_exit_1(tmp_path):

@@ -1,0 +1,87 @@
+"""The audit trail: one JSON line per enrol and scan, appended beside the watchlist
+(`WATCHLIST.audit.jsonl`, owner-only), flushed and fsynced per record, never rewritten."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import hashlib
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from frs_cli import __version__
+
+FAST_BLOCK = 1 << 20
+
+
+def log_path(watchlist: Path) -> Path:
+    return watchlist.with_name(watchlist.name + ".audit.jsonl")
+
+
+def fast_fingerprint(path: str | Path) -> dict[str, Any]:
+    """Size, mtime and a sha256 of the size and the first and last MiB: enough to tell
+    whether a file changed, without reading hours of video."""
+    p = Path(path)
+    try:
+        st = p.stat()
+        h = hashlib.sha256(str(st.st_size).encode())
+        with open(p, "rb") as f:
+            h.update(f.read(FAST_BLOCK))
+            if st.st_size > 2 * FAST_BLOCK:
+                f.seek(-FAST_BLOCK, os.SEEK_END)
+                h.update(f.read(FAST_BLOCK))
+    except OSError as err:
+        return {"path": str(path), "error": err.strerror or str(err)}
+    return {
+        "path": str(path),
+        "size": st.st_size,
+        "mtime": dt.datetime.fromtimestamp(st.st_mtime, dt.UTC).isoformat(timespec="seconds"),
+        "fingerprint": "fast-sha256:" + h.hexdigest(),
+    }
+
+
+def record(command: str, **fields: Any) -> dict[str, Any]:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return {
+        "time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+        "command": command,
+        "user": user,
+        "host": socket.gethostname(),
+        "frs_version": __version__,
+        "argv": sys.argv[1:],
+        **fields,
+    }
+
+
+def append(watchlist: Path, entry: dict[str, Any]) -> None:
+    """Append one record; O_APPEND keeps concurrent writers' lines whole."""
+    path = log_path(watchlist)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    line = (json.dumps(entry, ensure_ascii=False, default=str) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read(watchlist: Path) -> list[dict[str, Any]]:
+    path = log_path(watchlist)
+    if not path.exists():
+        return []
+    entries = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            try:
+                entries.append(json.loads(line))
+            except ValueError:
+                entries.append({"command": "?", "error": "unreadable line", "raw": line[:200]})
+    return entries
