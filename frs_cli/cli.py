@@ -204,6 +204,11 @@ def _map(executor: Any, fn: Callable[[Any], Any], items: list[Any]) -> Iterator[
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the end-of-scan summary here as JSON.",
 )
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted scan into the same --out: skip the files it finished.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar; errors and the summary only.")
 @click.option(
     "-v", "--verbose", is_flag=True, help="Also say which files in folders were not videos."
@@ -222,6 +227,7 @@ def scan(
     detections: bool,
     unmatched: bool,
     summary_path: Path | None,
+    resume: bool,
     quiet: bool,
     verbose: bool,
     footage: tuple[str, ...],
@@ -258,10 +264,14 @@ def scan(
                 f"the watchlist {cfg.watchlist} is empty; enrol photos with `frs enroll`"
             )
         wl_fingerprint = wl.fingerprint()
+        journal = _journal(out, fmt, resume, cfg, wl_fingerprint)
         executor = executors.make_executor(cfg.workers, model)
         try:
-            with _output(out) as stream, ScanProgress(quiet, verbose) as events:
-                stats = _scan_to(stream, fmt, cfg, wl, executor, events)
+            with (
+                _output(out, journal.offset if journal else 0) as stream,
+                ScanProgress(quiet, verbose) as events,
+            ):
+                stats = _scan_to(stream, fmt, cfg, wl, executor, events, journal)
         finally:
             executor.shutdown()
     summary = _summary(stats, cfg, wl_model)
@@ -300,14 +310,45 @@ def scan(
     sys.exit(EXIT_PARTIAL if stats.files_failed else EXIT_OK)
 
 
-def _scan_to(stream: IO[str], fmt: str, cfg: Any, wl: Any, executor: Any, events: Any) -> Any:
+def _journal(out: Path | None, fmt: str, resume: bool, cfg: Any, wl_fingerprint: Any) -> Any:
+    """The resume journal for --out files (csv, jsonl); None for stdout and json."""
+    import dataclasses
+
+    from frs_cli.errors import UsageError
+    from frs_cli.resume import Journal, settings_key
+
+    if resume and out is None:
+        raise UsageError("--resume needs --out FILE: the output of the scan to continue")
+    if resume and fmt == "json":
+        raise UsageError("--resume works with --format csv or jsonl (a JSON array cannot grow)")
+    if out is None or fmt == "json":
+        return None
+    settings = {
+        "format": fmt,
+        "tolerance": cfg.tolerance,
+        "analysis": dataclasses.asdict(cfg.analysis),
+        "detections": cfg.detections,
+        "unmatched": cfg.unmatched,
+        "watchlist": wl_fingerprint,
+    }
+    return Journal.start(out, settings_key(settings), resume and out.exists())
+
+
+def _scan_to(
+    stream: IO[str], fmt: str, cfg: Any, wl: Any, executor: Any, events: Any, journal: Any
+) -> Any:
     from frs_cli import writers
     from frs_cli.scan import FileOutcome, run_scan
 
     columns = writers.DETECTION_COLUMNS if cfg.detections else writers.APPEARANCE_COLUMNS
-    writer = writers.WRITERS[fmt](stream, columns)
+    if fmt == "csv":
+        at_start = stream is sys.stdout or stream.tell() == 0
+        writer: writers.Writer = writers.CsvWriter(stream, columns, header=at_start)
+    else:
+        writer = writers.WRITERS[fmt](stream, columns)
 
     def emit(outcome: FileOutcome) -> None:
+        before = writer.rows
         for appearance in outcome.appearances:
             rows = (
                 writers.detection_rows(appearance)
@@ -317,21 +358,31 @@ def _scan_to(stream: IO[str], fmt: str, cfg: Any, wl: Any, executor: Any, events
             for row in rows:
                 writer.write(row)
         writer.flush()
+        if journal is not None:
+            journal.record(outcome.path, writer.rows - before, stream)
 
+    skip = (lambda path: path in journal.done) if journal is not None else None
     try:
-        return run_scan(cfg, wl, executor, emit, events)
+        return run_scan(cfg, wl, executor, emit, events, skip)
     finally:
         writer.close()
 
 
 @contextlib.contextmanager
-def _output(out: Path | None) -> Iterator[IO[str]]:
+def _output(out: Path | None, keep: int = 0) -> Iterator[IO[str]]:
+    """stdout, or OUT opened for writing; with `keep` > 0 (resuming), OUT's first `keep`
+    bytes are kept and anything after them (rows half-written when it stopped) dropped."""
     if out is None:
         yield sys.stdout
         return
     with contextlib.ExitStack() as stack:
         try:
-            f = stack.enter_context(open(out, "w", encoding="utf-8", newline=""))
+            if keep:
+                f = stack.enter_context(open(out, "r+", encoding="utf-8", newline=""))
+                f.truncate(keep)
+                f.seek(keep)
+            else:
+                f = stack.enter_context(open(out, "w", encoding="utf-8", newline=""))
         except OSError as err:
             raise FrsError(f"cannot write {out}: {err.strerror}") from None
         yield f

@@ -93,6 +93,10 @@ class ScanProgress(Events):
     def failed(self, path: str, reason: str) -> None:
         self.message(f"error: {path}: {reason}")
 
+    def resumed(self, path: str) -> None:
+        if self.verbose:
+            self.message(f"already scanned: {path}")
+
     def skipped(self, path: str, reason: str) -> None:
         if self.verbose:
             self.message(f"skipped: {path}: {reason}")

@@ -61,6 +61,7 @@ class ScanStats:
     files_ok: int = 0
     files_failed: int = 0
     files_skipped: int = 0
+    files_resumed: int = 0  # done by an earlier, interrupted run (--resume)
     footage_s: Fraction = Fraction(0)
     frames_analysed: int = 0
     faces: int = 0
@@ -85,6 +86,7 @@ class Events:
     def file_done(self, outcome: FileOutcome) -> None: ...
     def failed(self, path: str, reason: str) -> None: ...
     def skipped(self, path: str, reason: str) -> None: ...
+    def resumed(self, path: str) -> None: ...
 
 
 def plan_segments(info: decode.VideoInfo, workers: int, config: AnalysisConfig) -> list[Segment]:
@@ -234,10 +236,15 @@ def _last_frame_before(info: decode.VideoInfo, result: SegmentResult) -> int:
     return info.frame_pts[max(0, idx)]
 
 
-def iter_videos(cfg: ScanConfig, events: Events) -> Iterator[decode.VideoInfo]:
+def iter_videos(
+    cfg: ScanConfig, events: Events, skip: Callable[[str], bool] | None = None
+) -> Iterator[decode.VideoInfo]:
     for item in inputs.discover(cfg.inputs):
         if isinstance(item, tuple):
             events.failed(*item)
+            continue
+        if skip is not None and skip(item.path):
+            events.resumed(item.path)
             continue
         try:
             yield decode.probe(item.path)
@@ -254,6 +261,7 @@ def run_scan(
     executor: Executor,
     emit: Callable[[FileOutcome], None],
     events: Events | None = None,
+    skip: Callable[[str], bool] | None = None,
 ) -> ScanStats:
     """Scan every input, calling `emit` with each file's outcome in input order."""
     report: Events = events or Events()
@@ -274,6 +282,11 @@ def run_scan(
         def skipped(self, path: str, reason: str) -> None:
             stats.files_skipped += 1
             report.skipped(path, reason)
+
+        def resumed(self, path: str) -> None:
+            stats.files_resumed += 1
+            stats.inputs.append({"path": path, "status": "already scanned (--resume)"})
+            report.resumed(path)
 
     counting = _Counter()
 
@@ -307,7 +320,7 @@ def run_scan(
         report.file_done(outcome)
 
     try:
-        for info in iter_videos(cfg, counting):
+        for info in iter_videos(cfg, counting, skip):
             segments = plan_segments(info, executor.workers, cfg.analysis)
             report.file_started(info, len(segments))
             queue.append((info, [executor.submit(analyse_segment, s) for s in segments]))
