@@ -305,7 +305,7 @@ def scan(
         _print_summary(stats, cfg)
     if stats.interrupted:
         sys.exit(130)
-    if stats.files_ok == 0:
+    if stats.files_ok + stats.files_partial + stats.files_resumed == 0:
         sys.exit(EXIT_FAILURE)
     sys.exit(EXIT_PARTIAL if stats.files_failed else EXIT_OK)
 

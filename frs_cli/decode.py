@@ -37,6 +37,15 @@ class VideoInfo:
     frame_pts: array  # every frame's pts, ascending (presentation order)
     keyframe_pts: array
     end_pts: int  # pts just after the last frame
+    declared_s: Fraction | None = None  # the duration the container's header claims
+
+    @property
+    def cut_short(self) -> bool:
+        """The frames stop well before the duration the header declares (a cut file)."""
+        if self.declared_s is None:
+            return False
+        missing = self.declared_s - (self.end_pts * self.clock.time_base - self.clock.origin_s)
+        return missing > max(Fraction(1, 2), self.declared_s / 20)
 
     @property
     def frames(self) -> int:
@@ -151,6 +160,7 @@ def probe(path: str) -> VideoInfo:
             frame_pts=array("q", pts_list),
             keyframe_pts=array("q", keys or pts_list[:1]),
             end_pts=end_pts,
+            declared_s=Fraction(container.duration, 1_000_000) if container.duration else None,
         )
 
 

@@ -62,6 +62,7 @@ class ScanStats:
     files_failed: int = 0
     files_skipped: int = 0
     files_resumed: int = 0  # done by an earlier, interrupted run (--resume)
+    files_partial: int = 0  # failed part-way: rows found before the failure were written
     footage_s: Fraction = Fraction(0)
     frames_analysed: int = 0
     faces: int = 0
@@ -218,6 +219,13 @@ def assemble(
     last = max(reached) if reached else info.frame_pts[0]
     broke_off = any(r.last_pts is None or r.last_pts < _last_frame_before(info, r) for r in results)
     outcome.analysed_s = (last - info.frame_pts[0]) * clock.time_base
+    if info.cut_short and not errors:
+        assert info.declared_s is not None
+        errors.append(
+            f"the file stops at {float(clock.seconds(info.end_pts)):.1f} s but its header "
+            f"declares {float(info.declared_s):.1f} s: it was cut short (copy interrupted?)"
+        )
+        broke_off = True
     if errors:
         where = (
             f"analysed {float(outcome.analysed_s):.1f} s of {float(info.duration_s):.1f} s"
@@ -312,6 +320,7 @@ def run_scan(
         emit(outcome)
         if outcome.error:
             stats.files_failed += 1
+            stats.files_partial += 1
             stats.inputs.append({"path": info.path, "status": "partial", "reason": outcome.error})
             report.failed(info.path, outcome.error)
         else:
