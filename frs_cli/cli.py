@@ -548,6 +548,122 @@ def _print_evaluation(data: dict[str, Any]) -> None:
         )
 
 
+# -- watchlist --------------------------------------------------------------
+@cli.group()
+def watchlist() -> None:
+    """Inspect and manage a watchlist: info, list, remove, rename, verify, rebuild."""
+
+
+def _open_for_change(path: Path) -> Any:
+    from frs_cli import models
+    from frs_cli.watchlist import Watchlist
+
+    return Watchlist.open(path, models.encoder_model_id())
+
+
+@watchlist.command("info")
+@watchlist_option
+def watchlist_info(watchlist: Path | None) -> None:
+    """Identities, faces, encoder, schema, index state and file sizes."""
+    from frs_cli.watchlist import EXACT_LIMIT, Watchlist
+
+    path = _watchlist_path(watchlist)
+    with Watchlist.open(path) as wl:
+        meta = wl.meta()
+        faces = wl.face_count()
+        lines = [
+            f"watchlist: {path}",
+            f"identities: {len(wl.identities())}",
+            f"faces: {faces}",
+            f"encoder: {meta['model_id']}",
+            f"schema version: {meta['schema_version']}; generation {meta['generation']}; "
+            f"created {meta['created_at']}",
+            f"search: {'exact' if faces < EXACT_LIMIT else 'HNSW index'} "
+            f"(exact below {EXACT_LIMIT:,} faces); index {wl.index_state()}"
+            + (f", ef {wl.ef}" if faces >= EXACT_LIMIT else ""),
+        ]
+        for p in (path, wl.index_path, wl.index_meta_path):
+            if p.exists():
+                lines.append(f"file: {p} ({p.stat().st_size:,} bytes)")
+    for line in lines:
+        click.echo(line)
+
+
+@watchlist.command("list")
+@watchlist_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="csv", show_default=True)
+def watchlist_list(watchlist: Path | None, fmt: str) -> None:
+    """Identities with their face counts."""
+    from frs_cli import writers
+    from frs_cli.watchlist import Watchlist
+
+    with Watchlist.open(_watchlist_path(watchlist)) as wl:
+        out = writers.WRITERS[fmt](sys.stdout, ("identity", "faces"))
+        for ident in wl.identities():
+            out.write({"identity": ident.name, "faces": ident.faces})
+        out.close()
+
+
+@watchlist.command("remove")
+@watchlist_option
+@click.argument("name")
+def watchlist_remove(watchlist: Path | None, name: str) -> None:
+    """Remove identity NAME and all its faces (the index is updated on next use)."""
+    from frs_cli import audit
+
+    path = _watchlist_path(watchlist)
+    with _open_for_change(path) as wl:
+        n = wl.remove(name)
+        audit.append(
+            path, audit.record("remove", watchlist=wl.fingerprint(), identity=name, faces=n)
+        )
+    click.echo(f"removed {name} ({n} faces) from {path}", err=True)
+
+
+@watchlist.command("rename")
+@watchlist_option
+@click.argument("old")
+@click.argument("new")
+def watchlist_rename(watchlist: Path | None, old: str, new: str) -> None:
+    """Rename identity OLD to NEW, merging into NEW if it exists."""
+    from frs_cli import audit
+
+    path = _watchlist_path(watchlist)
+    with _open_for_change(path) as wl:
+        merged = wl.rename(old, new)
+        audit.append(path, audit.record("rename", watchlist=wl.fingerprint(), old=old, new=new))
+    click.echo(f"{'merged' if merged else 'renamed'} {old} into {new}", err=True)
+
+
+@watchlist.command("verify")
+@watchlist_option
+def watchlist_verify(watchlist: Path | None) -> None:
+    """Check the store and index: vectors present and finite, index consistent, checksums."""
+    from frs_cli.watchlist import Watchlist
+
+    path = _watchlist_path(watchlist)
+    with Watchlist.open(path) as wl:
+        problems = wl.verify()
+        faces = wl.face_count()
+    for problem in problems:
+        click.echo(f"problem: {problem}", err=True)
+    if problems:
+        raise FrsError(f"{path}: {len(problems)} problem(s) found")
+    click.echo(f"{path}: ok ({faces} faces)", err=True)
+
+
+@watchlist.command("rebuild")
+@watchlist_option
+def watchlist_rebuild(watchlist: Path | None) -> None:
+    """Recreate the HNSW index from the store (drops removed faces for good)."""
+    from frs_cli.watchlist import Watchlist
+
+    path = _watchlist_path(watchlist)
+    with Watchlist.open(path) as wl:
+        wl.rebuild()
+        click.echo(f"rebuilt {wl.index_path} ({wl.face_count()} faces)", err=True)
+
+
 # -- audit ------------------------------------------------------------------
 @cli.command("audit")
 @watchlist_option

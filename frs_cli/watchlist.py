@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import glob
 import hashlib
 import json
 import os
@@ -53,6 +54,13 @@ CREATE TABLE IF NOT EXISTS faces (
     UNIQUE (identity_id, photo_sha256)
 );
 CREATE INDEX IF NOT EXISTS faces_identity ON faces(identity_id);
+-- Which faces each generation added or removed: lets the index catch up without a rebuild.
+CREATE TABLE IF NOT EXISTS changes (
+    generation INTEGER NOT NULL,
+    op TEXT NOT NULL CHECK (op IN ('add', 'remove')),
+    face_id INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS changes_generation ON changes(generation);
 """
 
 
@@ -206,6 +214,20 @@ class Watchlist:
         return [r[0] for r in rows]
 
     # -- writing ---------------------------------------------------------
+    # Every change is one SQLite transaction under the writers' lock: a kill at any
+    # moment leaves the previous state or the new one, never a mix.
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[int]:
+        """Lock out other writers, open a transaction, yield the new generation."""
+        with writer_lock(self.path), self.conn:
+            generation = self.generation + 1
+            yield generation
+            self.conn.execute(
+                "UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation),)
+            )
+        self._vectors = None
+        self._index = None
+
     def add_faces(self, rows: Sequence[tuple[str, np.ndarray, str, str, str]]) -> int:
         """Add (identity, vector, photo_sha256, photo, box) rows in one transaction.
 
@@ -213,7 +235,7 @@ class Watchlist:
         Returns how many faces were added.
         """
         added = 0
-        with self.conn:
+        with self._writing() as generation:
             for name, vector, sha, photo, box in rows:
                 vec = np.asarray(vector, dtype=np.float32)
                 if vec.shape != (DIM,) or not np.all(np.isfinite(vec)):
@@ -227,17 +249,82 @@ class Watchlist:
                     " enrolled_at) SELECT id, ?, ?, ?, ?, ? FROM identities WHERE name = ?",
                     (vec.tobytes(), sha, photo, box, _now(), name),
                 )
-                added += cur.rowcount
-            if added:
-                self._bump()
-        self._vectors = None
-        self._index = None
+                if cur.rowcount:
+                    added += 1
+                    self.conn.execute(
+                        "INSERT INTO changes VALUES (?, 'add', ?)", (generation, cur.lastrowid)
+                    )
         return added
 
-    def _bump(self) -> None:
-        self.conn.execute(
-            "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'"
-        )
+    def add_vectors(self, names: Sequence[str], vectors: np.ndarray, source: str = "bulk") -> int:
+        """Bulk-load precomputed 128-d encodings (e.g. from face_recognition pickles or
+        NumPy arrays): one face per (name, vector). A vector already present for that
+        name (same bytes) is skipped. Returns how many were added."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != DIM or len(vectors) != len(names):
+            raise WatchlistError(f"expected {len(names)} vectors of {DIM} numbers")
+        if not np.all(np.isfinite(vectors)):
+            raise WatchlistError("some vectors are not finite")
+        now = _now()
+        with self._writing() as generation:
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO identities (name, created_at) VALUES (?, ?)",
+                [(n, now) for n in sorted(set(names))],
+            )
+            ids = dict(self.conn.execute("SELECT name, id FROM identities").fetchall())
+            before = self.conn.execute("SELECT coalesce(max(id), 0) FROM faces").fetchone()[0]
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO faces (identity_id, vector, photo_sha256, photo, box,"
+                " enrolled_at) VALUES (?, ?, ?, ?, '[]', ?)",
+                (
+                    (ids[n], v.tobytes(), hashlib.sha256(v.tobytes()).hexdigest(), source, now)
+                    for n, v in zip(names, vectors, strict=True)
+                ),
+            )
+            self.conn.execute(
+                "INSERT INTO changes SELECT ?, 'add', id FROM faces WHERE id > ?",
+                (generation, before),
+            )
+            added = self.conn.execute("SELECT count(*) FROM faces WHERE id > ?", (before,))
+            return int(added.fetchone()[0])
+
+    def remove(self, name: str) -> int:
+        """Remove an identity and all its faces. Returns how many faces went."""
+        with self._writing() as generation:
+            row = self.conn.execute("SELECT id FROM identities WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise WatchlistError(f"no identity {name!r} in {self.path}")
+            self.conn.execute(
+                "INSERT INTO changes SELECT ?, 'remove', id FROM faces WHERE identity_id = ?",
+                (generation, row[0]),
+            )
+            n = self.conn.execute("DELETE FROM faces WHERE identity_id = ?", (row[0],)).rowcount
+            self.conn.execute("DELETE FROM identities WHERE id = ?", (row[0],))
+        return n
+
+    def rename(self, old: str, new: str) -> bool:
+        """Rename an identity; if `new` exists, merge `old`'s faces into it (a photo
+        enrolled under both is kept once). Returns True when it merged."""
+        if not new.strip():
+            raise WatchlistError("the new name is empty")
+        with self._writing() as generation:
+            src = self.conn.execute("SELECT id FROM identities WHERE name = ?", (old,)).fetchone()
+            if src is None:
+                raise WatchlistError(f"no identity {old!r} in {self.path}")
+            dst = self.conn.execute("SELECT id FROM identities WHERE name = ?", (new,)).fetchone()
+            if dst is None:
+                self.conn.execute("UPDATE identities SET name = ? WHERE id = ?", (new, src[0]))
+                return False
+            self.conn.execute(
+                "UPDATE OR IGNORE faces SET identity_id = ? WHERE identity_id = ?", (dst[0], src[0])
+            )
+            self.conn.execute(
+                "INSERT INTO changes SELECT ?, 'remove', id FROM faces WHERE identity_id = ?",
+                (generation, src[0]),
+            )
+            self.conn.execute("DELETE FROM faces WHERE identity_id = ?", (src[0],))
+            self.conn.execute("DELETE FROM identities WHERE id = ?", (src[0],))
+            return True
 
     # -- searching -------------------------------------------------------
     exact_limit = EXACT_LIMIT  # below this many faces, search is exact and no index is used
@@ -306,55 +393,114 @@ class Watchlist:
         return Match(self._names[first], best, second - best)
 
     # -- the derived index -------------------------------------------------
+    ef = HNSW_EF  # search breadth; recall against exact search is measured in benchmarks/
+
     @property
     def index_path(self) -> Path:
-        return self.path.with_name(self.path.name + ".hnsw")
+        """The index file the meta names (`W.hnsw-<sha256 prefix>`): each version of the
+        index has its own name and the meta is swapped atomically to point at it, so a
+        kill at any moment leaves the old pair or the new pair."""
+        meta = self._index_meta()
+        name = meta.get("file") if meta else None
+        if not isinstance(name, str) or "/" in name:
+            return self.path.with_name(self.path.name + ".hnsw")
+        return self.path.with_name(name)
 
     @property
     def index_meta_path(self) -> Path:
         return self.path.with_name(self.path.name + ".hnsw.json")
 
     def index(self) -> Any:
-        """The HNSW index over the store's faces: loaded if it matches the store, else
-        rebuilt and saved (atomically) beside it."""
+        """The HNSW index over the store's faces: loaded if it matches the store, brought
+        up to date from the change log if it is older, else rebuilt; saved atomically."""
         if self._index is not None:
             return self._index
         self._load()
-        index = self._load_index()
+        state = self.index_state()
+        index = self._load_index() if state in ("fresh", "stale") else None
+        if index is not None and state == "stale":
+            with writer_lock(self.path):
+                index = self._catch_up(index)
         if index is None:
-            index = self._build_index()
-        index.set_ef(max(HNSW_EF, NEIGHBOURS))
+            with writer_lock(self.path):
+                index = self._build_index()
+        index.set_ef(max(self.ef, NEIGHBOURS))
         self._index = index
         return index
 
-    def index_state(self) -> str:
-        """'fresh', 'missing', 'stale' or 'unreadable' (what `_load_index` would find)."""
+    def rebuild(self) -> None:
+        """Recreate the index from the store (compacting removed faces)."""
+        self._load()
+        with writer_lock(self.path):
+            self._index = self._build_index()
+
+    def _index_meta(self) -> dict[str, Any] | None:
         try:
             meta = json.loads(self.index_meta_path.read_text())
-        except FileNotFoundError:
-            return "missing"
         except (OSError, ValueError):
+            return None
+        return meta if isinstance(meta, dict) else None
+
+    def index_state(self) -> str:
+        """'fresh', 'stale' (older than the store), 'missing' or 'unreadable'."""
+        if not self.index_meta_path.exists():
+            return "missing"
+        meta = self._index_meta()
+        if meta is None:
             return "unreadable"
-        if meta.get("generation") != self.generation or meta.get("count") != self.face_count():
-            return "stale"
         try:
             digest = _sha256(self.index_path)
         except OSError:
             return "missing"
-        return "fresh" if digest == meta.get("sha256") else "unreadable"
+        if digest != meta.get("sha256"):
+            return "unreadable"
+        if meta.get("generation") == self.generation and meta.get("count") == self.face_count():
+            return "fresh"
+        return "stale"
 
     def _load_index(self) -> Any:
         import hnswlib
 
-        if self.index_state() != "fresh":
+        meta = self._index_meta()
+        if meta is None:
             return None
         index = hnswlib.Index(space="l2", dim=DIM)
         try:
-            index.load_index(str(self.index_path), max_elements=max(1, self.size))
-        except (RuntimeError, ValueError, OSError):
+            index.load_index(str(self.index_path), max_elements=max(1, int(meta["labels"])))
+        except (RuntimeError, ValueError, OSError, KeyError, TypeError):
             return None
-        if index.get_current_count() != self.size:
+        if index.get_current_count() != meta["labels"]:
             return None
+        return index
+
+    def _catch_up(self, index: Any) -> Any:
+        """Apply the store's changes since the index's generation: add new faces, mark
+        removed ones deleted. Falls back to a rebuild when the log cannot bridge the gap."""
+        meta = self._index_meta()
+        assert meta is not None and self._vectors is not None and self._face_ids is not None
+        since = int(meta["generation"])
+        changes = self.conn.execute(
+            "SELECT op, face_id FROM changes WHERE generation > ? ORDER BY generation, rowid",
+            (since,),
+        ).fetchall()
+        added = [fid for op, fid in changes if op == "add"]
+        removed = {fid for op, fid in changes if op == "remove"}
+        added = [fid for fid in added if fid not in removed]
+        positions = np.searchsorted(self._face_ids, np.array(added, dtype=np.int64))
+        if added and not np.array_equal(self._face_ids[positions], np.array(added)):
+            return self._build_index()
+        labels = int(meta["labels"]) + len(added)
+        index.resize_index(max(1, labels))
+        if added:
+            index.add_items(self._vectors[positions], np.array(added, dtype=np.int64))
+        deleted = int(meta.get("deleted", 0))
+        for fid in removed:
+            with contextlib.suppress(RuntimeError):  # a face added and removed since
+                index.mark_deleted(fid)
+                deleted += 1
+        if labels - deleted != len(self._vectors):
+            return self._build_index()
+        self._save_index(index, labels, deleted)
         return index
 
     def _build_index(self) -> Any:
@@ -367,14 +513,25 @@ class Watchlist:
         )
         if len(self._vectors):
             index.add_items(self._vectors, self._face_ids)
-        tmp = self.index_path.with_name(f"{self.index_path.name}.{os.getpid()}.tmp")
+        self._save_index(index, len(self._vectors), 0)
+        return index
+
+    def _save_index(self, index: Any, labels: int, deleted: int) -> None:
+        old = self.index_path
+        tmp = self.path.with_name(f"{self.path.name}.hnsw.{os.getpid()}.tmp")
         index.save_index(str(tmp))
         os.chmod(tmp, 0o600)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
         digest = _sha256(tmp)
-        os.replace(tmp, self.index_path)
+        final = self.path.with_name(f"{self.path.name}.hnsw-{digest[:16]}")
+        os.replace(tmp, final)
         meta = {
+            "file": final.name,
             "generation": self.generation,
-            "count": len(self._vectors),
+            "count": labels - deleted,
+            "labels": labels,
+            "deleted": deleted,
             "sha256": digest,
             "space": "l2",
             "M": HNSW_M,
@@ -382,7 +539,84 @@ class Watchlist:
             "built_at": _now(),
         }
         _write_private(self.index_meta_path, json.dumps(meta, indent=2) + "\n")
-        return index
+        for stale in self.path.parent.glob(f"{glob.escape(self.path.name)}.hnsw*"):
+            if stale not in (final, self.index_meta_path) and (
+                stale == old
+                or stale.name.endswith(".tmp")
+                or "-" in stale.name[len(self.path.name) :]
+            ):
+                with contextlib.suppress(OSError):
+                    stale.unlink()
+
+    # -- checking ----------------------------------------------------------
+    def verify(self) -> list[str]:
+        """Problems found, as sentences (empty: all is well)."""
+        problems = []
+        check = self.conn.execute("PRAGMA integrity_check").fetchall()
+        if check != [("ok",)]:
+            problems.append(f"SQLite integrity check failed: {check[0][0]}")
+        bad = 0
+        for (blob,) in self.conn.execute("SELECT vector FROM faces"):
+            vec = np.frombuffer(blob, np.float32) if len(blob) == DIM * 4 else None
+            if vec is None or not np.all(np.isfinite(vec)):
+                bad += 1
+        if bad:
+            problems.append(f"{bad} face(s) have a missing, short or non-finite vector")
+        empty = self.conn.execute(
+            "SELECT count(*) FROM identities i WHERE NOT EXISTS"
+            " (SELECT 1 FROM faces f WHERE f.identity_id = i.id)"
+        ).fetchone()[0]
+        if empty:
+            problems.append(f"{empty} identit(y/ies) without any face")
+        state = self.index_state()
+        if state == "unreadable":
+            problems.append(
+                f"{self.index_path} does not match its checksum (damaged or tampered with);"
+                " `frs watchlist rebuild` recreates it"
+            )
+        elif state in ("fresh", "stale"):
+            index = self._load_index()
+            if index is None:
+                problems.append(f"{self.index_path} cannot be loaded; `frs watchlist rebuild`")
+            elif state == "fresh":
+                self._load()
+                assert self._face_ids is not None and self._vectors is not None
+                ids = set(index.get_ids_list())
+                missing = set(self._face_ids.tolist()) - ids
+                if missing:
+                    problems.append(f"the index lacks {len(missing)} face(s) of the store")
+                sample = self._face_ids[:: max(1, len(self._face_ids) // 500)]
+                if len(sample) and not missing:
+                    got = np.asarray(index.get_items(sample), np.float32)
+                    want = self._vectors[np.searchsorted(self._face_ids, sample)]
+                    if not np.allclose(got, want, atol=1e-6):
+                        problems.append("the index's vectors differ from the store's")
+        return problems
+
+
+@contextlib.contextmanager
+def writer_lock(path: Path, timeout_s: float = 60.0) -> Iterator[None]:
+    """One writer at a time per watchlist (readers never wait: SQLite WAL snapshots)."""
+    import fcntl
+    import time
+
+    lock = path.with_name(path.name + ".lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise WatchlistError(
+                        f"{path} is being changed by another frs process; try again"
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _sha256(path: Path) -> str:

@@ -50,6 +50,7 @@ def test_index_path_matches_exact_search_and_is_a_checked_cache(tmp_path):
         assert wl.search(v[0] * -1)[0].identity == "new"  # rebuilt on use
         assert wl.index_state() == "fresh"
     wl.index_path.write_bytes(b"garbage")
+    assert len(list(tmp_path.glob("wl.db.hnsw-*"))) == 1  # old versions are cleaned up
     with Watchlist.open(path) as again:
         again.exact_limit = 0
         assert again.index_state() == "unreadable"
