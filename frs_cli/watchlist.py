@@ -332,23 +332,21 @@ class Watchlist:
     def _load(self) -> None:
         if self._vectors is not None:
             return
-        rows = self.conn.execute(
-            "SELECT f.id, f.identity_id, f.vector, i.name FROM faces f"
-            " JOIN identities i ON i.id = f.identity_id ORDER BY f.id"
-        ).fetchall()
-        names: dict[int, int] = {}
-        self._names = []
-        labels = np.empty(len(rows), dtype=np.int64)
-        ids = np.empty(len(rows), dtype=np.int64)
-        vectors = np.empty((len(rows), DIM), dtype=np.float32)
-        for k, (fid, ident, blob, name) in enumerate(rows):
-            if ident not in names:
-                names[ident] = len(self._names)
-                self._names.append(name)
-            labels[k] = names[ident]
-            ids[k] = fid
-            vectors[k] = np.frombuffer(blob, dtype=np.float32)
-        self._vectors, self._labels, self._face_ids = vectors, labels, ids
+        rows = self.conn.execute("SELECT id, identity_id, vector FROM faces ORDER BY id").fetchall()
+        names = dict(self.conn.execute("SELECT id, name FROM identities").fetchall())
+        n = len(rows)
+        ids = np.fromiter((r[0] for r in rows), np.int64, n)
+        idents = np.fromiter((r[1] for r in rows), np.int64, n)
+        blob = b"".join(r[2] for r in rows)
+        if len(blob) != n * DIM * 4:
+            raise WatchlistError(
+                f"{self.path}: some stored vectors are not {DIM} float32 values;"
+                " `frs watchlist verify` says which"
+            )
+        vectors = np.frombuffer(blob, np.float32).reshape(n, DIM)
+        order, labels = np.unique(idents, return_inverse=True)
+        self._names = [names[int(i)] for i in order]
+        self._vectors, self._labels, self._face_ids = vectors, labels.astype(np.int64), ids
 
     @property
     def size(self) -> int:

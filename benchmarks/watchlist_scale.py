@@ -1,0 +1,121 @@
+"""Watchlists of 10k, 100k and 1M faces: build time, open time, RSS, file size, query
+latency p50/p99 and recall@1 of the HNSW index against exact search.
+
+    python benchmarks/watchlist_scale.py [--sizes 10000,100000,1000000] [--out results.json]
+
+Vectors are synthetic, with the statistics of dlib encodings: a common mean of norm
+~0.8, identity centres ~0.85 apart, photos of one identity ~0.4 apart, 4 photos per
+identity. Queries are new photos of enrolled identities (mated searches). Each size
+runs in a fresh process, so RSS is that size's alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PER_IDENTITY = 4
+QUERIES = 1000
+
+
+def synthetic(n: int, seed: int = 0) -> tuple[list[str], np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    mean = rng.normal(0, 0.07, 128).astype(np.float32)
+    identities = n // PER_IDENTITY
+    centres = mean + rng.normal(0, 0.053, (identities, 128)).astype(np.float32)
+    faces = np.repeat(centres, PER_IDENTITY, axis=0) + rng.normal(0, 0.025, (n, 128)).astype(
+        np.float32
+    )
+    names = [f"id{i // PER_IDENTITY:07d}" for i in range(n)]
+    picks = rng.integers(0, identities, QUERIES)
+    queries = centres[picks] + rng.normal(0, 0.025, (QUERIES, 128)).astype(np.float32)
+    return names, faces.astype(np.float32), queries
+
+
+def one_size(n: int, folder: Path) -> dict:
+    from frs_cli.watchlist import Watchlist
+
+    names, faces, queries = synthetic(n)
+    path = folder / f"wl{n}.db"
+    t0 = time.perf_counter()
+    with Watchlist.create(path, "synthetic") as wl:
+        for start in range(0, n, 100_000):
+            wl.add_vectors(names[start : start + 100_000], faces[start : start + 100_000])
+        t_store = time.perf_counter() - t0
+        wl.rebuild()
+        t_index = time.perf_counter() - t0 - t_store
+    t1 = time.perf_counter()
+    wl = Watchlist.open(path)
+    wl.exact_limit = 0
+    wl.index()  # load and check the index, load the store's ids and labels
+    t_open = time.perf_counter() - t1
+    assert wl._vectors is not None and wl._labels is not None
+    exact = []
+    for q in queries:
+        d = np.linalg.norm(wl._vectors - q, axis=1)
+        exact.append(wl._names[wl._labels[int(np.argmin(d))]])
+    result: dict = {
+        "faces": n,
+        "build_store_s": round(t_store, 2),
+        "build_index_s": round(t_index, 2),
+        "open_s": round(t_open, 3),
+        "store_mb": round(path.stat().st_size / 1e6, 1),
+        "index_mb": round(wl.index_path.stat().st_size / 1e6, 1),
+        "by_ef": {},
+    }
+    for ef in (16, 32, 64, 128):
+        wl.ef = ef
+        wl._index.set_ef(max(ef, 32))
+        times, hits = [], 0
+        for q, want in zip(queries, exact, strict=True):
+            t = time.perf_counter()
+            got = wl.search(q)[0]
+            times.append(time.perf_counter() - t)
+            hits += got is not None and got.identity == want
+        result["by_ef"][ef] = {
+            "p50_ms": round(1000 * float(np.percentile(times, 50)), 3),
+            "p99_ms": round(1000 * float(np.percentile(times, 99)), 3),
+            "recall_at_1": hits / len(queries),
+        }
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    wl.close()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one_size(args.one, args.dir)))
+        return
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in map(int, args.sizes.split(",")):
+            out = subprocess.run(
+                [sys.executable, __file__, "--one", str(n), "--dir", tmp],
+                check=True, capture_output=True, text=True,
+            )  # fmt: skip
+            r = json.loads(out.stdout)
+            results.append(r)
+            print(json.dumps(r))
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
