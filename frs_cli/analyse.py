@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from frs_cli import decode, detect
+from frs_cli import decode, detect, views
 from frs_cli.encode import face_encoding
 from frs_cli.errors import InputError
 from frs_cli.records import (
@@ -128,6 +128,8 @@ class _Candidate:
     def __init__(self, pts: int, box: Box, quality: float, crop: np.ndarray, dx: int, dy: int):
         self.pts, self.box, self.quality = pts, box, quality
         self.crop, self.dx, self.dy = crop, dx, dy
+        self.face_jpeg = b""
+        self.frame_jpeg = b""
 
 
 class _Live:
@@ -367,6 +369,11 @@ class SegmentScanner:
         area = det.box.expanded(CHIP_MARGIN, self.width, self.height)
         crop = fr.rgb[area.top : area.bottom, area.left : area.right].copy()
         live.candidate = _Candidate(fr.pts, det.box, quality, crop, area.left, area.top)
+        if self.cfg.views:
+            others = [t.predicted(fr.pts) for t in self.live if t is not live]
+            live.candidate.face_jpeg, live.candidate.frame_jpeg = views.render(
+                fr.rgb, det.box, others if self.cfg.redact else []
+            )
         if not live.encodings:
             self._encode_candidate(live)
 
@@ -379,7 +386,9 @@ class SegmentScanner:
         local = Box(b.left - cand.dx, b.top - cand.dy, b.width, b.height)
         with STAGES.timed("encode"):
             vector = face_encoding(cand.crop, local)
-        live.encodings.append(FaceEncoding(cand.pts, cand.box, vector, cand.quality))
+        live.encodings.append(
+            FaceEncoding(cand.pts, cand.box, vector, cand.quality, cand.face_jpeg, cand.frame_jpeg)
+        )
         live.best_quality = max(live.best_quality, cand.quality)
 
     def _refine_backward(self, live: _Live, pts: int, box: Box) -> bool:

@@ -205,6 +205,13 @@ def _map(executor: Any, fn: Callable[[Any], Any], items: list[Any]) -> Iterator[
     help="Also write the end-of-scan summary here as JSON.",
 )
 @click.option(
+    "--crops",
+    "crops_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Save each matched appearance's face and frame here; rows gain their paths.",
+)
+@click.option("--redact", is_flag=True, help="Blur the other faces in the saved frames.")
+@click.option(
     "--resume",
     is_flag=True,
     help="Continue an interrupted scan into the same --out: skip the files it finished.",
@@ -227,6 +234,8 @@ def scan(
     detections: bool,
     unmatched: bool,
     summary_path: Path | None,
+    crops_dir: Path | None,
+    redact: bool,
     resume: bool,
     quiet: bool,
     verbose: bool,
@@ -252,6 +261,8 @@ def scan(
             min_face=min_face,
             sample_fps=sample_fps,
             detect_fps=min(detect_fps, sample_fps),
+            views=crops_dir is not None,
+            redact=redact,
         ),
         workers=workers or _default_workers(),
         detections=detections,
@@ -271,7 +282,7 @@ def scan(
                 _output(out, journal.offset if journal else 0) as stream,
                 ScanProgress(quiet, verbose) as events,
             ):
-                stats = _scan_to(stream, fmt, cfg, wl, executor, events, journal)
+                stats = _scan_to(stream, fmt, cfg, wl, executor, events, journal, crops_dir)
         finally:
             executor.shutdown()
     summary = _summary(stats, cfg, wl_model)
@@ -335,12 +346,29 @@ def _journal(out: Path | None, fmt: str, resume: bool, cfg: Any, wl_fingerprint:
 
 
 def _scan_to(
-    stream: IO[str], fmt: str, cfg: Any, wl: Any, executor: Any, events: Any, journal: Any
+    stream: IO[str],
+    fmt: str,
+    cfg: Any,
+    wl: Any,
+    executor: Any,
+    events: Any,
+    journal: Any,
+    crops_dir: Path | None,
 ) -> Any:
     from frs_cli import writers
     from frs_cli.scan import FileOutcome, run_scan
 
-    columns = writers.DETECTION_COLUMNS if cfg.detections else writers.APPEARANCE_COLUMNS
+    columns: tuple[str, ...]
+    if cfg.detections:
+        columns = writers.DETECTION_COLUMNS
+    elif crops_dir is not None:
+        columns = writers.REVIEW_COLUMNS
+        try:
+            crops_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as err:
+            raise FrsError(f"cannot create {crops_dir}: {err.strerror}") from None
+    else:
+        columns = writers.APPEARANCE_COLUMNS
     if fmt == "csv":
         at_start = stream is sys.stdout or stream.tell() == 0
         writer: writers.Writer = writers.CsvWriter(stream, columns, header=at_start)
@@ -350,11 +378,13 @@ def _scan_to(
     def emit(outcome: FileOutcome) -> None:
         before = writer.rows
         for appearance in outcome.appearances:
-            rows = (
-                writers.detection_rows(appearance)
-                if cfg.detections
-                else [writers.appearance_row(appearance)]
-            )
+            if cfg.detections:
+                rows = writers.detection_rows(appearance)
+            elif crops_dir is not None:
+                crop, view = _save_views(crops_dir, appearance)
+                rows = [writers.review_row(appearance, crop, view)]
+            else:
+                rows = [writers.appearance_row(appearance)]
             for row in rows:
                 writer.write(row)
         writer.flush()
@@ -366,6 +396,29 @@ def _scan_to(
         return run_scan(cfg, wl, executor, emit, events, skip)
     finally:
         writer.close()
+
+
+def _save_views(folder: Path, a: Any) -> tuple[str | None, str | None]:
+    """Write a matched appearance's face crop and frame view; unmatched ones get none."""
+    import hashlib
+
+    from frs_cli.timecode import format_tc
+    from frs_cli.views import safe_name
+
+    if a.identity is None or not a.face_jpeg:
+        return None, None
+    source = Path(a.source)
+    tag = hashlib.sha1(str(source).encode()).hexdigest()[:6]
+    when = format_tc(a.best_s).replace(":", "h", 1).replace(":", "m", 1) + "s"
+    stem = f"{safe_name(source.stem, 40)}-{tag}_{safe_name(a.identity)}_{when}_t{a.track_id}"
+    paths = []
+    for suffix, data in (("face", a.face_jpeg), ("frame", a.frame_jpeg)):
+        path = folder / f"{stem}_{suffix}.jpg"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        paths.append(str(path))
+    return paths[0], paths[1]
 
 
 @contextlib.contextmanager
@@ -662,6 +715,35 @@ def watchlist_rebuild(watchlist: Path | None) -> None:
     with Watchlist.open(path) as wl:
         wl.rebuild()
         click.echo(f"rebuilt {wl.index_path} ({wl.face_count()} faces)", err=True)
+
+
+# -- report -----------------------------------------------------------------
+@cli.command()
+@click.argument("results", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+    help="Write the review page here (one self-contained file).",
+)  # fmt: skip
+@watchlist_option
+@click.option("--title", default=None, help="Page title. Default: the results file's name.")
+def report(results: Path, html_path: Path, watchlist: Path | None, title: str | None) -> None:
+    """Make an HTML page to review a scan's RESULTS (its CSV or JSON lines) by eye.
+
+    Shows each appearance's face (scan with --crops) beside the enrolment photos from
+    the watchlist, with times, distances, a timeline, filters, and verdicts to export.
+    """
+    from frs_cli import report as rep
+    from frs_cli.watchlist import Watchlist
+
+    rows = rep.read_results(results)
+    enrolment: dict[str, list[str]] = {}
+    path = _watchlist_path(watchlist)
+    if path.exists():
+        with Watchlist.open(path) as wl:
+            enrolment = {name: wl.photos(name) for name in {r["identity"] for r in rows}}
+    page = rep.build(rows, enrolment, title or f"frs review: {results.name}")
+    rep.write(html_path, page)
+    click.echo(f"wrote {html_path}: {len(rows)} appearances to review", err=True)
 
 
 # -- audit ------------------------------------------------------------------

@@ -9,6 +9,7 @@ face_recognition.face_encodings.
 from __future__ import annotations
 
 import functools
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -187,7 +188,7 @@ def run_enroll(
                     job.identity,
                     result.vector,
                     result.sha256,
-                    job.path,
+                    os.path.abspath(job.path),  # the review page finds the photo from anywhere
                     dumps_box(b.left, b.top, b.width, b.height),
                 )
             ]

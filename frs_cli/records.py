@@ -73,6 +73,8 @@ class FaceEncoding:
     box: Box
     vector: np.ndarray
     quality: float
+    face_jpeg: bytes = b""  # with views on: the face with a margin, for review
+    frame_jpeg: bytes = b""  # with views on: the frame, reduced, the face boxed
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,8 @@ class AnalysisConfig:
     refresh_s: float = 5.0
     reencode_gain: float = 1.2
     max_decode_errors: int = 50
+    views: bool = False  # keep JPEG views of each encoded face, for --crops
+    redact: bool = False  # blur the other faces in those frame views
 
 
 @dataclass(frozen=True)
@@ -154,3 +158,5 @@ class Appearance:
     detections: int
     box: Box
     sightings: tuple[tuple[int, Fraction, Box], ...] = ()  # (frame, seconds, box)
+    face_jpeg: bytes = b""
+    frame_jpeg: bytes = b""

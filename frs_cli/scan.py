@@ -211,6 +211,8 @@ def assemble(
                 detections=len(track.sightings),
                 box=enc.box,
                 sightings=sightings,
+                face_jpeg=enc.face_jpeg,
+                frame_jpeg=enc.frame_jpeg,
             )
         )
     # How far decoding got, and why it stopped early if it did.

@@ -25,6 +25,9 @@ DETECTION_COLUMNS = (
     "left", "top", "width", "height",
 )  # fmt: skip
 
+# With --crops: the margin to the next identity and the review pictures' paths.
+REVIEW_COLUMNS = (*APPEARANCE_COLUMNS, "margin", "crop", "frame_view")
+
 Row = dict[str, Any]
 
 
@@ -48,6 +51,15 @@ def appearance_row(a: Appearance) -> Row:
         "top": a.box.top,
         "width": a.box.width,
         "height": a.box.height,
+    }
+
+
+def review_row(a: Appearance, crop: str | None, frame_view: str | None) -> Row:
+    return {
+        **appearance_row(a),
+        "margin": _distance(a.margin),
+        "crop": crop,
+        "frame_view": frame_view,
     }
 
 

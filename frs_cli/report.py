@@ -1,0 +1,235 @@
+"""`frs report`: one self-contained HTML page for reviewing a scan's appearances.
+
+Images are embedded (data: URIs), there are no external resources, and the page works
+from a USB stick. Per appearance it shows the face crop beside the enrolment photo(s)
+it matched, identity, distance, margin, times, source and the command that opens that
+moment; it groups by identity, sorts by time, filters by identity and distance, keeps
+a reviewer's verdict per row and exports the verdicts as CSV. A timeline per source
+shows when each identity was on screen.
+
+For tests and automation the page reads its URL fragment:
+`#identity=NAME&maxdist=0.5&verdict=ROW:confirmed,ROW:rejected&export=1` applies the
+filters and verdicts and writes the export into `<pre id="export">`.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from frs_cli.errors import UsageError
+
+THUMB = 160
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    """Rows written by `frs scan` as CSV or JSON lines (or a JSON array)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise UsageError(f"cannot read {path}: {err.strerror}") from None
+    stripped = text.lstrip()
+    try:
+        if stripped.startswith("["):
+            rows = json.loads(text)
+        elif stripped.startswith("{"):
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            rows = [dict(r) for r in csv.DictReader(io.StringIO(text))]
+    except ValueError as err:
+        raise UsageError(f"{path}: not the CSV or JSON that frs scan writes ({err})") from None
+    for row in rows:
+        if "identity" not in row or "start_s" not in row:
+            raise UsageError(f"{path}: rows lack identity/start_s: not frs scan appearances")
+        if isinstance(row["identity"], str) and row["identity"].startswith("'"):
+            row["identity"] = row["identity"][1:]  # undo CSV formula neutralising
+        for key in ("start_s", "end_s", "best_s", "distance", "margin"):
+            value = row.get(key)
+            row[key] = float(value) if value not in (None, "") else None
+        row["identity"] = row["identity"] or None
+    return [r for r in rows if r["identity"]]
+
+
+def data_uri(path: str | Path | None, size: int = THUMB) -> str | None:
+    if not path:
+        return None
+    try:
+        with Image.open(path) as opened:
+            img = opened.convert("RGB")
+            img.thumbnail((size, size))
+            buf = io.BytesIO()
+            img.save(buf, format="JPEG", quality=85)
+    except (OSError, ValueError):
+        return None
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def build(rows: list[dict[str, Any]], enrolment: dict[str, list[str]], title: str) -> str:
+    """The page. `enrolment` maps identity -> enrolment photo paths."""
+    from frs_cli.timecode import format_tc
+
+    items = []
+    for k, r in enumerate(sorted(rows, key=lambda r: (r["identity"], r["source"], r["start_s"]))):
+        items.append(
+            {
+                "row": k + 1,
+                "identity": r["identity"],
+                "source": r["source"],
+                "track": r.get("track_id"),
+                "start": r["start_s"],
+                "end": r["end_s"],
+                "start_tc": format_tc(r["start_s"]),
+                "end_tc": format_tc(r["end_s"]),
+                "distance": r["distance"],
+                "margin": r.get("margin"),
+                "crop": data_uri(r.get("crop"), 200),
+                "frame": data_uri(r.get("frame_view"), 640),
+                "ffplay": f"ffplay -ss {r['start_s']:.3f} {_shell_quote(r['source'])}",
+            }
+        )
+    photos = {
+        name: [uri for uri in (data_uri(p) for p in paths[:3]) if uri]
+        for name, paths in enrolment.items()
+        if any(i["identity"] == name for i in items)
+    }
+    payload = json.dumps({"items": items, "photos": photos}).replace("</", "<\\/")
+    return PAGE.replace("{{TITLE}}", html.escape(title)).replace("{{DATA}}", payload)
+
+
+def _shell_quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def write(path: Path, page: str) -> None:
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as err:
+        raise UsageError(f"cannot write {path}: {err.strerror}") from None
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{TITLE}}</title>
+<style>
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
+h1{font-size:1.4em;margin:0 0 .3em} h2{font-size:1.15em;margin:1.2em 0 .4em}
+.note{background:#fff6d6;border:1px solid #e8d48a;padding:.6em .8em;margin:.6em 0}
+.controls{display:flex;gap:1.5em;align-items:center;margin:.8em 0;flex-wrap:wrap}
+table{border-collapse:collapse;width:100%} td,th{border-bottom:1px solid #ddd;padding:6px;vertical-align:top;text-align:left}
+img.crop{width:110px;height:110px;object-fit:cover;border:2px solid #c33}
+img.enrol{width:110px;height:110px;object-fit:cover;border:2px solid #36c;margin-right:4px}
+img.frame{max-width:320px;display:block;margin-top:4px}
+code{font-size:12px;background:#f3f3f3;padding:1px 3px;user-select:all}
+.tl{margin:.3em 0 1em} .tl text{font-size:11px} .hidden{display:none}
+pre#export{background:#f6f6f6;padding:.5em;white-space:pre-wrap}
+</style></head><body>
+<h1>{{TITLE}}</h1>
+<div class="note">Every row is a <b>candidate</b>, not an identification: a person must
+compare the faces and decide. Distance: lower is closer (frs matches at or below its
+tolerance, 0.6 by default). Margin: how much farther the next-closest identity was.</div>
+<div class="controls">
+<label>Identity <select id="f-identity"><option value="">all</option></select></label>
+<label>Distance at most <input id="f-maxdist" type="number" step="0.01" min="0" max="2" value="2"></label>
+<span id="shown"></span>
+<button id="export-btn">Export verdicts (CSV)</button>
+</div>
+<h2>Timeline</h2><div id="timelines"></div>
+<div id="groups"></div>
+<pre id="export" class="hidden"></pre>
+<script type="application/json" id="data">{{DATA}}</script>
+<script>
+const DATA = JSON.parse(document.getElementById('data').textContent);
+const items = DATA.items, photos = DATA.photos;
+const verdicts = {};
+const esc = s => String(s ?? '').replace(/[&<>"']/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c]));
+const fmt = v => v == null ? '' : Number(v).toFixed(4);
+function build() {
+  const sel = document.getElementById('f-identity');
+  [...new Set(items.map(i => i.identity))].sort().forEach(n => {
+    const o = document.createElement('option'); o.value = n; o.textContent = n; sel.appendChild(o); });
+  const groups = document.getElementById('groups');
+  const byId = {};
+  items.forEach(i => (byId[i.identity] = byId[i.identity] || []).push(i));
+  for (const name of Object.keys(byId).sort()) {
+    const sec = document.createElement('section'); sec.className = 'group'; sec.dataset.identity = name;
+    const enrol = (photos[name] || []).map(u => `<img class="enrol" alt="enrolment photo of ${esc(name)}" src="${u}">`).join('');
+    let rowsHtml = '';
+    for (const i of byId[name].sort((a, b) => a.source.localeCompare(b.source) || a.start - b.start)) {
+      const radios = ['confirmed', 'rejected', 'unsure'].map(v =>
+        `<label><input type="radio" name="v${i.row}" value="${v}" data-row="${i.row}"> ${v}</label>`).join(' ');
+      rowsHtml += `<tr class="item" id="row-${i.row}" data-row="${i.row}" data-identity="${esc(i.identity)}" data-distance="${i.distance}">
+<td>${i.crop ? `<img class="crop" alt="face found" src="${i.crop}">` : '(no crop: scan with --crops)'}${i.frame ? `<img class="frame" alt="frame" src="${i.frame}">` : ''}</td>
+<td>${enrol || '(enrolment photo not found)'}</td>
+<td><b>${esc(i.identity)}</b><br>distance ${fmt(i.distance)}<br>margin ${fmt(i.margin)}</td>
+<td>${esc(i.start_tc)} &ndash; ${esc(i.end_tc)}<br>${esc(i.source)}<br><code>${esc(i.ffplay)}</code></td>
+<td>${radios}</td></tr>`;
+    }
+    sec.innerHTML = `<h2>${esc(name)}</h2><table><tr><th>found</th><th>enrolled</th><th>match</th><th>when, where</th><th>verdict</th></tr>${rowsHtml}</table>`;
+    groups.appendChild(sec);
+  }
+  document.querySelectorAll('input[type=radio]').forEach(r => r.addEventListener('change', e => {
+    verdicts[e.target.dataset.row] = e.target.value; }));
+  timelines();
+}
+function timelines() {
+  const box = document.getElementById('timelines');
+  const bySource = {};
+  items.forEach(i => (bySource[i.source] = bySource[i.source] || []).push(i));
+  for (const [src, list] of Object.entries(bySource)) {
+    const names = [...new Set(list.map(i => i.identity))].sort();
+    const end = Math.max(...list.map(i => i.end)) || 1, W = 700, L = 150, H = 18;
+    let svg = `<svg class="tl" width="${W + L + 10}" height="${names.length * H + 22}" role="img" aria-label="timeline of ${esc(src)}">`;
+    names.forEach((n, k) => {
+      svg += `<text x="0" y="${k * H + 13}">${esc(n)}</text>`;
+      list.filter(i => i.identity === n).forEach(i => {
+        const x = L + i.start / end * W, w = Math.max(2, (i.end - i.start) / end * W);
+        svg += `<rect x="${x}" y="${k * H + 3}" width="${w}" height="${H - 6}" fill="#c33"><title>${esc(i.start_tc)}-${esc(i.end_tc)}</title></rect>`;
+      });
+    });
+    svg += `<text x="${L}" y="${names.length * H + 16}">0 s</text><text x="${L + W - 40}" y="${names.length * H + 16}">${end.toFixed(1)} s</text></svg>`;
+    box.insertAdjacentHTML('beforeend', `<div><b>${esc(src)}</b></div>${svg}`);
+  }
+}
+function applyFilters() {
+  const who = document.getElementById('f-identity').value;
+  const maxd = parseFloat(document.getElementById('f-maxdist').value);
+  let shown = 0;
+  document.querySelectorAll('tr.item').forEach(tr => {
+    const ok = (!who || tr.dataset.identity === who) && !(parseFloat(tr.dataset.distance) > maxd);
+    tr.classList.toggle('hidden', !ok); shown += ok; });
+  document.querySelectorAll('section.group').forEach(s => s.classList.toggle('hidden',
+    !s.querySelector('tr.item:not(.hidden)')));
+  document.getElementById('shown').textContent = `${shown} of ${items.length} shown`;
+}
+function exportCsv() {
+  const q = v => `"${String(v ?? '').replace(/"/g, '""')}"`;
+  const lines = ['row,identity,source,track_id,start_tc,end_tc,distance,verdict'];
+  items.forEach(i => lines.push([i.row, q(i.identity), q(i.source), i.track, i.start_tc, i.end_tc, fmt(i.distance), verdicts[i.row] || ''].join(',')));
+  return lines.join('\\n') + '\\n';
+}
+document.getElementById('export-btn').addEventListener('click', () => {
+  const blob = new Blob([exportCsv()], {type: 'text/csv'});
+  const a = document.createElement('a'); a.href = URL.createObjectURL(blob); a.download = 'verdicts.csv'; a.click();
+});
+build();
+document.getElementById('f-identity').addEventListener('change', applyFilters);
+document.getElementById('f-maxdist').addEventListener('input', applyFilters);
+const hash = new URLSearchParams(location.hash.slice(1));
+if (hash.get('identity')) document.getElementById('f-identity').value = hash.get('identity');
+if (hash.get('maxdist')) document.getElementById('f-maxdist').value = hash.get('maxdist');
+(hash.get('verdict') || '').split(',').filter(Boolean).forEach(p => {
+  const [row, v] = p.split(':');
+  const r = document.querySelector(`input[name=v${row}][value=${v}]`);
+  if (r) { r.checked = true; r.dispatchEvent(new Event('change')); } });
+applyFilters();
+if (hash.get('export')) { const e = document.getElementById('export'); e.textContent = exportCsv(); e.classList.remove('hidden'); }
+</script></body></html>
+"""
