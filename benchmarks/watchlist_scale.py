@@ -3,10 +3,13 @@ latency p50/p99 and recall@1 of the HNSW index against exact search.
 
     python benchmarks/watchlist_scale.py [--sizes 10000,100000,1000000] [--out results.json]
 
-Vectors are synthetic, with the statistics of dlib encodings: a common mean of norm
-~0.8, identity centres ~0.85 apart, photos of one identity ~0.4 apart, 4 photos per
-identity. Queries are new photos of enrolled identities (mated searches). Each size
-runs in a fresh process, so RSS is that size's alone.
+Vectors are synthetic with the statistics of real encodings: the mean, the covariance
+between identities and the covariance within an identity are measured on real dlib
+encodings of ../shared/data/lfw-dev (150 identities with several photos; computed
+once and cached in the temporary folder, never in the repository), then identity
+centres and photos are drawn from those Gaussians, 4 photos per identity. Queries are
+new photos of enrolled identities (mated searches). Each size runs in a fresh
+process, so RSS is that size's alone.
 """
 
 from __future__ import annotations
@@ -24,23 +27,63 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+LFW = ROOT.parent / "shared" / "data" / "lfw-dev"
 
 PER_IDENTITY = 4
 QUERIES = 1000
+STATS = Path(tempfile.gettempdir()) / "frs-lfw-encoding-stats.npz"
+
+
+def lfw_statistics() -> dict[str, np.ndarray]:
+    """Mean, between- and within-identity covariance of real LFW encodings."""
+    if STATS.exists():
+        return dict(np.load(STATS))
+    from frs_cli import executors
+    from frs_cli.enroll import PhotoJob, encode_photos
+
+    people = [p for p in sorted(LFW.iterdir()) if len(list(p.glob("*.jpg"))) >= 2][:150]
+    jobs = [PhotoJob(p.name, str(f)) for p in people for f in sorted(p.glob("*.jpg"))[:3]]
+    executor = executors.make_executor(2, "hog")
+    by_person: dict[str, list[np.ndarray]] = {}
+    for r in executors.ordered_map(executor, encode_photos_one, jobs):
+        if r.vector is not None:
+            by_person.setdefault(r.job.identity, []).append(r.vector)
+    executor.shutdown()
+    groups = [np.stack(v) for v in by_person.values() if len(v) >= 2]
+    centres = np.stack([g.mean(axis=0) for g in groups])
+    within = np.concatenate([g - g.mean(axis=0) for g in groups])
+    stats = {
+        "mean": centres.mean(axis=0),
+        "between": np.cov(centres, rowvar=False),
+        "within": np.cov(within, rowvar=False) * len(within) / max(1, len(within) - len(groups)),
+    }
+    np.savez(STATS, **stats)
+    _ = encode_photos
+    return stats
+
+
+def encode_photos_one(job):  # type: ignore[no-untyped-def]
+    from frs_cli.enroll import encode_photo
+
+    return encode_photo(job, choose="central")
+
+
+def _factor(cov: np.ndarray) -> np.ndarray:
+    return np.linalg.cholesky(cov + np.eye(len(cov)) * 1e-6 * np.trace(cov) / len(cov))
 
 
 def synthetic(n: int, seed: int = 0) -> tuple[list[str], np.ndarray, np.ndarray]:
+    stats = lfw_statistics()
     rng = np.random.default_rng(seed)
-    mean = rng.normal(0, 0.07, 128).astype(np.float32)
+    between, within = _factor(stats["between"]), _factor(stats["within"])
     identities = n // PER_IDENTITY
-    centres = mean + rng.normal(0, 0.053, (identities, 128)).astype(np.float32)
-    faces = np.repeat(centres, PER_IDENTITY, axis=0) + rng.normal(0, 0.025, (n, 128)).astype(
-        np.float32
-    )
+    centres = stats["mean"] + rng.standard_normal((identities, 128)) @ between.T
+    faces = np.repeat(centres, PER_IDENTITY, axis=0)
+    faces += rng.standard_normal((len(faces), 128)) @ within.T
     names = [f"id{i // PER_IDENTITY:07d}" for i in range(n)]
     picks = rng.integers(0, identities, QUERIES)
-    queries = centres[picks] + rng.normal(0, 0.025, (QUERIES, 128)).astype(np.float32)
-    return names, faces.astype(np.float32), queries
+    queries = centres[picks] + rng.standard_normal((QUERIES, 128)) @ within.T
+    return names, faces.astype(np.float32), queries.astype(np.float32)
 
 
 def one_size(n: int, folder: Path) -> dict:
@@ -74,7 +117,7 @@ def one_size(n: int, folder: Path) -> dict:
         "index_mb": round(wl.index_path.stat().st_size / 1e6, 1),
         "by_ef": {},
     }
-    for ef in (16, 32, 64, 128):
+    for ef in (32, 64, 128, 256):
         wl.ef = ef
         wl._index.set_ef(max(ef, 32))
         times, hits = [], 0

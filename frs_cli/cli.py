@@ -87,12 +87,14 @@ def _say(quiet: bool) -> Callable[[str], None]:
 @watchlist_option
 @click.option("--name", help="Enrol every given photo as this one identity.")
 @workers_option
+@click.option("--scheduler", metavar="ADDRESS", help="Encode on a Dask cluster (or 'local').")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors and the final count.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 def enroll(
     watchlist: Path | None,
     name: str | None,
     workers: int | None,
+    scheduler: str | None,
     quiet: bool,
     paths: tuple[str, ...],
 ) -> None:
@@ -103,7 +105,7 @@ def enroll(
     (Ada_Lovelace.jpg, Ada_Lovelace_2.jpg), or, with --name, photos of one person.
     The largest face of each photo is enrolled; photos already enrolled are skipped.
     """
-    from frs_cli import audit, executors, models
+    from frs_cli import audit, models
     from frs_cli import enroll as enrol_mod
     from frs_cli.watchlist import Watchlist
 
@@ -113,7 +115,7 @@ def enroll(
         raise FrsError("no photos found in the given paths")
     model_id = models.encoder_model_id()
     n_workers = min(workers or _default_workers(), len(jobs))
-    executor = executors.make_executor(n_workers, "hog")
+    executor = _executor(scheduler, n_workers, "hog")
     try:
         with Watchlist.create(path, model_id) as wl:
             stats = enrol_mod.run_enroll(wl, jobs, functools.partial(_map, executor), _say(quiet))
@@ -205,6 +207,11 @@ def _map(executor: Any, fn: Callable[[Any], Any], items: list[Any]) -> Iterator[
     help="Also write the end-of-scan summary here as JSON.",
 )
 @click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Run the work on a Dask cluster: tcp://HOST:8786, or 'local' for one here.",
+)
+@click.option(
     "--crops",
     "crops_dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -234,6 +241,7 @@ def scan(
     detections: bool,
     unmatched: bool,
     summary_path: Path | None,
+    scheduler: str | None,
     crops_dir: Path | None,
     redact: bool,
     resume: bool,
@@ -247,7 +255,7 @@ def scan(
     identity) as each file completes. Exit code 0: all inputs scanned; 3: some
     failed (one line each on stderr), the rest were scanned; 1: nothing could be done.
     """
-    from frs_cli import audit, executors, models
+    from frs_cli import audit, models
     from frs_cli.progress import ScanProgress
     from frs_cli.scan import ScanConfig
     from frs_cli.watchlist import Watchlist
@@ -276,7 +284,7 @@ def scan(
             )
         wl_fingerprint = wl.fingerprint()
         journal = _journal(out, fmt, resume, cfg, wl_fingerprint)
-        executor = executors.make_executor(cfg.workers, model)
+        executor = _executor(scheduler, cfg.workers, model)
         try:
             with (
                 _output(out, journal.offset if journal else 0) as stream,
@@ -319,6 +327,16 @@ def scan(
     if stats.files_ok + stats.files_partial + stats.files_resumed == 0:
         sys.exit(EXIT_FAILURE)
     sys.exit(EXIT_PARTIAL if stats.files_failed else EXIT_OK)
+
+
+def _executor(scheduler: str | None, workers: int, model: str) -> Any:
+    from frs_cli import executors
+
+    if scheduler is None:
+        return executors.make_executor(workers, model)
+    from frs_cli.distributed import DaskExecutor
+
+    return DaskExecutor(scheduler, workers, model)
 
 
 def _journal(out: Path | None, fmt: str, resume: bool, cfg: Any, wl_fingerprint: Any) -> Any:

@@ -1,0 +1,90 @@
+"""The Dask executor: the same segment jobs as the process pool, run by Dask workers.
+
+`frs scan --scheduler tcp://HOST:8786` connects to a running cluster (started with
+`dask scheduler` and `dask worker` on any machines); `--scheduler local` starts a
+LocalCluster of worker processes here. Workers import frs and load the models on
+their first job, then keep them (the functools caches live as long as the worker
+process). The client keeps the watchlist, matches tracks and writes the output in
+input order, exactly as a local run does. A segment whose worker dies is recomputed
+on another worker by Dask; a segment's result is a pure function of its inputs, so
+rows are neither lost nor duplicated.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from frs_cli.errors import UsageError
+from frs_cli.executors import Executor
+
+INSTALL = 'pip install "frs[distributed]" (or: pip install "dask[distributed]")'
+
+
+def _client(address: str, workers: int) -> Any:
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise UsageError(f"--scheduler needs Dask; install it with: {INSTALL}") from None
+    if address == "local":
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+        )
+        return Client(cluster)
+    try:
+        return Client(address, timeout="20s")
+    except OSError as err:
+        raise UsageError(f"cannot reach the Dask scheduler at {address}: {err}") from None
+
+
+def _on_worker(fn: Callable[[Any], Any], arg: Any) -> Any:
+    """Run a job on a Dask worker; say so when the worker cannot read the footage."""
+    import dataclasses
+    import socket
+
+    result = fn(arg)
+    error = getattr(result, "error", None)
+    if error and ("no such file" in error or "permission denied" in error):
+        where = socket.gethostname()
+        hint = (
+            f"{error} on Dask worker {where}: footage must be on storage that every "
+            "worker reads at the same path"
+        )
+        result = dataclasses.replace(result, error=hint)
+    return result
+
+
+class DaskExecutor(Executor):
+    name = "dask"
+
+    def __init__(self, address: str, workers: int, model: str = "hog"):
+        self.client = _client(address, workers)
+        self.local = address == "local"
+        info = self.client.scheduler_info()
+        # Count worker threads: each runs one segment at a time.
+        self.workers = max(1, sum(w.get("nthreads", 1) for w in info["workers"].values()))
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, "1")
+
+    def submit(self, fn: Callable[[Any], Any], arg: Any) -> Future[Any]:
+        # pure=False: a segment re-submitted in another scan is computed again.
+        dask_future = self.client.submit(_on_worker, fn, arg, pure=False, retries=2)
+        future: Future[Any] = Future()
+
+        def done(f: Any) -> None:
+            try:
+                future.set_result(f.result())
+            except BaseException as err:  # noqa: BLE001 - passed on through the future
+                future.set_exception(err)
+
+        dask_future.add_done_callback(done)
+        future.dask_future = dask_future  # type: ignore[attr-defined]  # keeps it alive
+        return future
+
+    def shutdown(self, cancel: bool = False) -> None:
+        cluster = self.client.cluster if self.local else None
+        self.client.close()
+        if cluster is not None:
+            cluster.close()
