@@ -178,3 +178,58 @@ def test_fuzzed_photo_bytes_give_clean_errors(tmp_path, edits, cut):
     except InputError:
         return
     assert photo.rgb.dtype == np.uint8 and photo.rgb.ndim == 3 and photo.rgb.shape[2] == 3
+
+
+def test_phone_video_with_rotation_metadata(demo_watchlist, tmp_path):
+    """Stored landscape, displayed portrait: the MP4's track matrix says turn 90 degrees
+    clockwise (as phones write it). Faces are found upright; boxes are in displayed pixels."""
+    import struct
+
+    from frs_cli.synthetic import render
+
+    shots = [Shot(HOPPER, 0, 29, x=0.05, y=0.2, height=0.5)]
+    path = tmp_path / "phone.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        for i in range(30):
+            stored = np.ascontiguousarray(np.rot90(render(shots, i, 360, 640), k=1))
+            for packet in stream.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    data = bytearray(path.read_bytes())
+    at = data.find(b"tkhd") + 44  # the 3x3 display matrix of the (only) track header
+    data[at : at + 36] = struct.pack(">9i", 0, 65536, 0, -65536, 0, 0, 0, 0, 1 << 30)
+    path.write_bytes(bytes(data))
+    info = decode.probe(str(path))
+    assert (info.width, info.height, info.rotation) == (360, 640, 90)
+    rows = jsonl(scan(demo_watchlist, path).stdout)
+    assert [(r["identity"], r["start_s"], r["end_s"]) for r in rows] == [
+        ("Grace_Hopper", 0.0, 1.16)
+    ]
+    assert rows[0]["left"] + rows[0]["width"] <= 360 and rows[0]["top"] + rows[0]["height"] <= 640
+
+
+def test_10_bit_video(demo_watchlist, tmp_path):
+    from frs_cli.synthetic import render
+
+    path = tmp_path / "10bit.mkv"
+    shots = [Shot(HOPPER, 5, 24, x=0.1, y=0.05, height=0.9)]
+    try:
+        with av.open(str(path), "w") as out:
+            stream = out.add_stream("libx265", rate=25)
+            stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p10le"
+            stream.options = {"x265-params": "log-level=none"}
+            for i in range(30):
+                frame = av.VideoFrame.from_ndarray(render(shots, i, 640, 360), format="rgb24")
+                for packet in stream.encode(frame.reformat(format="yuv420p10le")):
+                    out.mux(packet)
+            for packet in stream.encode():
+                out.mux(packet)
+    except (av.FFmpegError, ValueError) as err:
+        pytest.skip(f"this PyAV build cannot write 10-bit HEVC: {err}")
+    rows = jsonl(scan(demo_watchlist, path).stdout)
+    assert [(r["identity"], r["start_s"], r["end_s"]) for r in rows] == [
+        ("Grace_Hopper", 0.2, 0.96)
+    ]
