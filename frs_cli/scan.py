@@ -229,8 +229,9 @@ def assemble(
         )
         broke_off = True
     if errors:
+        total = info.declared_s if info.cut_short and info.declared_s else info.duration_s
         where = (
-            f"analysed {float(outcome.analysed_s):.1f} s of {float(info.duration_s):.1f} s"
+            f"analysed {float(outcome.analysed_s):.1f} s of {float(total):.1f} s"
             if broke_off
             else "the whole file was analysed"
         )
