@@ -894,4 +894,8 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def main() -> None:
-    cli(prog_name="frs")
+    try:
+        cli(prog_name="frs")
+    except KeyboardInterrupt:  # before or after Click's own handling (e.g. at start-up)
+        print("frs: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -24,6 +24,9 @@ class Executor:
     name = "base"
     workers = 1
 
+    def __init__(self, workers: int = 1, model: str = "hog"):
+        self.workers = workers
+
     def submit(self, fn: Callable[[Any], Any], arg: Any) -> Future[Any]:
         raise NotImplementedError
 
@@ -37,6 +40,7 @@ class SerialExecutor(Executor):
     name = "serial"
 
     def __init__(self, workers: int = 1, model: str = "hog"):
+        super().__init__(1, model)
         models.preload(model)
 
     def submit(self, fn: Callable[[Any], Any], arg: Any) -> Future[Any]:
@@ -85,9 +89,8 @@ EXECUTORS: dict[str, type[Executor]] = {"serial": SerialExecutor, "process": Pro
 
 
 def make_executor(workers: int, model: str) -> Executor:
-    if workers <= 1:
-        return SerialExecutor(1, model)
-    return ProcessExecutor(workers, model)
+    """One worker runs in-process (no start-up cost); more run in a process pool."""
+    return EXECUTORS["serial" if workers <= 1 else "process"](workers, model)
 
 
 def ordered_map(executor: Executor, fn: Callable[[Any], Any], items: list[Any]) -> Iterator[Any]:

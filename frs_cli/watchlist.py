@@ -197,14 +197,6 @@ class Watchlist:
     def face_count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM faces").fetchone()[0])
 
-    def has_photo(self, name: str, sha256: str) -> bool:
-        row = self.conn.execute(
-            "SELECT 1 FROM faces f JOIN identities i ON i.id = f.identity_id"
-            " WHERE i.name = ? AND f.photo_sha256 = ?",
-            (name, sha256),
-        ).fetchone()
-        return row is not None
-
     def photos(self, name: str) -> list[str]:
         rows = self.conn.execute(
             "SELECT f.photo FROM faces f JOIN identities i ON i.id = f.identity_id"
@@ -670,19 +662,6 @@ def _write_private(path: Path, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-
-
-@contextlib.contextmanager
-def opened(path: Path, model_id: str | None = None) -> Iterator[Watchlist]:
-    wl = Watchlist.open(path, model_id)
-    try:
-        yield wl
-    finally:
-        wl.close()
-
-
-def fingerprint(vector: np.ndarray) -> str:
-    return hashlib.sha256(np.asarray(vector, dtype=np.float32).tobytes()).hexdigest()
 
 
 def dumps_box(left: int, top: int, width: int, height: int) -> str:

@@ -105,7 +105,10 @@ def test_ctrl_c_stops_promptly_and_prints_the_summary(demo_watchlist, footage, t
         frs("scan", "-w", demo_watchlist, "--out", out, footage, footage, footage),
         cwd=ROOT, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    time.sleep(2.5)
+    # Interrupt once the first file's rows are out (start-up can be slow on a fresh clone).
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not out.exists() or out.read_text().count("\n") < 2):
+        time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     started = time.monotonic()
     _, err = proc.communicate(timeout=30)
