@@ -131,8 +131,11 @@ def concat_clip(src: Path, times: int, dst: Path) -> None:
                 out.mux(q)
 
 
+FRS_PYTHON = sys.executable  # --frs-python: run frs with another environment's dlib
+
+
 def frs_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "frs_cli", *args]
+    return [FRS_PYTHON, "-m", "frs_cli", *args]
 
 
 def main() -> None:
@@ -142,7 +145,14 @@ def main() -> None:
         "--long", type=int, default=10, help="also scan the first clip N times over (0: skip)"
     )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument(
+        "--frs-python",
+        help="interpreter for frs (e.g. a venv with dlib built by scripts/build_fast_dlib.sh);"
+        " the reference loop keeps this one",
+    )
     args = parser.parse_args()
+    global FRS_PYTHON
+    FRS_PYTHON = args.frs_python or sys.executable
     if not DATA.is_dir():
         raise SystemExit(f"needs {DATA}")
     results: dict = {
