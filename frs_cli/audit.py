@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
-import hashlib
 import json
 import os
 import socket
@@ -14,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from frs_cli import __version__
-
-FAST_BLOCK = 1 << 20
+from frs_cli.hashing import fast_sha256
 
 
 def log_path(watchlist: Path) -> Path:
@@ -28,19 +26,14 @@ def fast_fingerprint(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     try:
         st = p.stat()
-        h = hashlib.sha256(str(st.st_size).encode())
-        with open(p, "rb") as f:
-            h.update(f.read(FAST_BLOCK))
-            if st.st_size > 2 * FAST_BLOCK:
-                f.seek(-FAST_BLOCK, os.SEEK_END)
-                h.update(f.read(FAST_BLOCK))
+        digest = fast_sha256(p)
     except OSError as err:
         return {"path": str(path), "error": err.strerror or str(err)}
     return {
         "path": str(path),
         "size": st.st_size,
         "mtime": dt.datetime.fromtimestamp(st.st_mtime, dt.UTC).isoformat(timespec="seconds"),
-        "fingerprint": "fast-sha256:" + h.hexdigest(),
+        "fingerprint": "fast-sha256:" + digest,
     }
 
 

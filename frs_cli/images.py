@@ -3,7 +3,6 @@ alpha dropped, 16-bit and CMYK converted, huge photos reduced, bombs refused."""
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from frs_cli.errors import InputError
+from frs_cli.hashing import sha256_file
 
 MAX_PIXELS = 400_000_000  # 20,000 x 20,000; more is refused as a decompression bomb
 MAX_SIDE = 4000  # larger photos are reduced to this longest side before anything else
@@ -24,14 +24,6 @@ class Photo:
     sha256: str
     rgb: np.ndarray  # uint8, H x W x 3, C-contiguous
     scale: float  # rgb pixels per original pixel (< 1 when reduced)
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_photo(path: str) -> Photo:

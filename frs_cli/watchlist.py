@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from frs_cli.errors import WatchlistError
+from frs_cli.hashing import fast_sha256, sha256_file
 from frs_cli.records import Match
 
 SCHEMA_VERSION = 1
@@ -460,9 +461,9 @@ class Watchlist:
             return "unreadable"
         try:
             if full:
-                same = _sha256(self.index_path) == meta.get("sha256")
+                same = sha256_file(self.index_path) == meta.get("sha256")
             else:
-                same = _fast_fingerprint(self.index_path) == meta.get("fast")
+                same = fast_sha256(self.index_path) == meta.get("fast")
         except OSError:
             return "missing"
         if not same:
@@ -536,7 +537,7 @@ class Watchlist:
         os.chmod(tmp, 0o600)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        digest = _sha256(tmp)
+        digest = sha256_file(tmp)
         final = self.path.with_name(f"{self.path.name}.hnsw-{digest[:16]}")
         os.replace(tmp, final)
         meta = {
@@ -546,7 +547,7 @@ class Watchlist:
             "labels": labels,
             "deleted": deleted,
             "sha256": digest,
-            "fast": _fast_fingerprint(final),
+            "fast": fast_sha256(final),
             "space": "l2",
             "M": HNSW_M,
             "ef_construction": HNSW_EF_CONSTRUCTION,
@@ -631,26 +632,6 @@ def writer_lock(path: Path, timeout_s: float = 60.0) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _fast_fingerprint(path: Path) -> str:
-    """sha256 of the size and the first and last MiB."""
-    size = path.stat().st_size
-    h = hashlib.sha256(str(size).encode())
-    with open(path, "rb") as f:
-        h.update(f.read(1 << 20))
-        if size > 2 << 20:
-            f.seek(-(1 << 20), os.SEEK_END)
-            h.update(f.read(1 << 20))
-    return h.hexdigest()
 
 
 def _write_private(path: Path, text: str) -> None:
