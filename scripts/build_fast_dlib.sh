@@ -19,7 +19,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$PY" -m pip download -q --no-deps --no-binary dlib --no-build-isolation "dlib==$VERSION" -d "$work"
 tar xzf "$work"/dlib-"$VERSION".tar.gz -C "$work"
-(cd "$work/dlib-$VERSION" && "$PY" setup.py -q bdist_wheel)
+# -march=native: without it the source build's HOG ran 1.8x slower than the wheel's
+# (164 vs 91 ms on a 1280x720 frame); with it, 98 ms. The wheel is then for this CPU only.
+(cd "$work/dlib-$VERSION" && CXXFLAGS="${CXXFLAGS:--O3 -march=native}" "$PY" setup.py -q bdist_wheel)
 "$PY" -m pip uninstall -q -y dlib-bin || true
 "$PY" -m pip install -q --force-reinstall --no-deps "$work/dlib-$VERSION"/dist/dlib-*.whl
 "$PY" -c "import dlib; print('dlib', dlib.__version__, 'BLAS', dlib.DLIB_USE_BLAS, 'CUDA', dlib.DLIB_USE_CUDA, 'AVX', dlib.USE_AVX_INSTRUCTIONS)"
