@@ -138,11 +138,13 @@ CLIP_BYTES = (SAMPLE / "demo.mp4").read_bytes()[:60000]
 PHOTO_BYTES = (SAMPLE / "Grace_Hopper.jpg").read_bytes()
 
 
-def mutate(data: bytes, edits: list[tuple[float, int]]) -> bytes:
+def write_mutated(path, data: bytes, edits: list[tuple[float, int]], cut: float) -> str:
+    """`data` with bytes overwritten at the `edits` positions, cut to a `cut` share, at `path`."""
     buf = bytearray(data)
     for where, value in edits:
         buf[int(where * (len(buf) - 1))] = value
-    return bytes(buf)
+    path.write_bytes(bytes(buf[: max(1, int(len(buf) * cut))]))
+    return str(path)
 
 
 edits = st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), min_size=1, max_size=40)
@@ -153,11 +155,9 @@ edits = st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), min_size=1, ma
 )
 @given(edits=edits, cut=st.floats(0.05, 1.0))
 def test_fuzzed_video_bytes_give_clean_errors(tmp_path, edits, cut):
-    path = tmp_path / "fuzz.mkv"
-    data = mutate(CLIP_BYTES, edits)
-    path.write_bytes(data[: max(1, int(len(data) * cut))])
+    path = write_mutated(tmp_path / "fuzz.mkv", CLIP_BYTES, edits, cut)
     try:
-        info = decode.probe(str(path))
+        info = decode.probe(path)
     except InputError:
         return
     for segment in plan_segments(info, 1, AnalysisConfig(sample_fps=2, detect_fps=1)):
@@ -170,11 +170,9 @@ def test_fuzzed_video_bytes_give_clean_errors(tmp_path, edits, cut):
 )
 @given(edits=edits, cut=st.floats(0.05, 1.0))
 def test_fuzzed_photo_bytes_give_clean_errors(tmp_path, edits, cut):
-    path = tmp_path / "fuzz.jpg"
-    data = mutate(PHOTO_BYTES, edits)
-    path.write_bytes(data[: max(1, int(len(data) * cut))])
+    path = write_mutated(tmp_path / "fuzz.jpg", PHOTO_BYTES, edits, cut)
     try:
-        photo = images.load_photo(str(path))
+        photo = images.load_photo(path)
     except InputError:
         return
     assert photo.rgb.dtype == np.uint8 and photo.rgb.ndim == 3 and photo.rgb.shape[2] == 3
