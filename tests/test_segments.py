@@ -31,13 +31,16 @@ def info(duration_ms: int, keyframe_every_ms: int = 1000, fps: int = 25) -> Vide
 
 
 def test_short_file_is_split_once_per_worker_at_a_keyframe():
-    segs = plan_segments(info(9000), workers=2, config=AnalysisConfig())
-    # The ideal cut, 4.5 s, is 0.5 s from two keyframes: the earlier one wins.
+    segs = plan_segments(info(8200), workers=2, config=AnalysisConfig())
+    # The ideal cut, 4.1 s, is 0.1 s from a keyframe (within 5% of the 4.1 s segment).
     assert [(s.start_pts, s.end_pts) for s in segs] == [(None, 4000), (4000, None)]
     assert [s.index for s in segs] == [0, 1] and segs[0].count == 2
 
 
 def test_cut_falls_between_keyframes_when_none_is_near():
+    # 4.5 s is 0.5 s from the nearest keyframes: equal halves beat a cut at a keyframe.
+    segs = plan_segments(info(9000), workers=2, config=AnalysisConfig())
+    assert [(s.start_pts, s.end_pts) for s in segs] == [(None, 4500), (4500, None)]
     segs = plan_segments(info(9000, keyframe_every_ms=100_000), workers=2, config=AnalysisConfig())
     assert [(s.start_pts, s.end_pts) for s in segs] == [(None, 4500), (4500, None)]
 
