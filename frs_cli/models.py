@@ -21,6 +21,7 @@ SHAPE_5 = "shape_predictor_5_face_landmarks.dat"
 RESNET = "dlib_face_recognition_resnet_model_v1.dat"
 MMOD = "mmod_human_face_detector.dat"
 
+MODEL_ID_PREFIX = "dlib_resnet_v1:"
 INSTALL_HINT = "install it with: pip install face_recognition_models (or set FRS_MODELS_DIR)"
 
 
@@ -93,9 +94,39 @@ def face_encoder() -> Any:
 
 @functools.cache
 def encoder_model_id() -> str:
-    """Names the encoder and the exact weights, so watchlists never mix encoders."""
-    digest = hashlib.sha256(model_path(RESNET).read_bytes()).hexdigest()[:16]
-    return f"dlib_resnet_v1:{digest}"
+    """Names the encoder and the exact weights, so watchlists never mix encoders.
+
+    Hashing the 22 MB weights costs ~60 ms, a tenth of a short scan's start-up, so the
+    id is cached per file (path, size, mtime, inode) in the cache folder."""
+    path = model_path(RESNET)
+    st = path.stat()
+    key = hashlib.sha256(
+        f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}".encode()
+    ).hexdigest()[:24]
+    cache = _cache_dir() / f"model-id-{key}"
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        cached = cache.read_text(encoding="ascii").strip()
+        if cached.startswith(MODEL_ID_PREFIX) and len(cached) == len(MODEL_ID_PREFIX) + 16:
+            return cached
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    model_id = f"{MODEL_ID_PREFIX}{digest}"
+    _write_cache(cache, model_id.encode("ascii"))
+    return model_id
+
+
+def _write_cache(path: Path, data: bytes) -> None:
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+
+
+def check(model: str) -> None:
+    """Raise ModelsMissing unless the files a scan with `model` loads are there."""
+    for name in (MMOD if model == "cnn" else None, SHAPE_5, RESNET):
+        if name is not None:
+            model_path(name)
 
 
 def preload(model: str) -> None:
