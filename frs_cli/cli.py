@@ -183,7 +183,15 @@ def _map(executor: Any, fn: Callable[[Any], Any], items: list[Any]) -> Iterator[
     type=click.FloatRange(0.05, 240),
     default=AnalysisConfig.detect_fps,
     show_default=True,
-    help="Whole-frame searches for new faces per second of footage.",
+    help="Whole-frame searches for new faces of every size (down to --min-face) per second.",
+)
+@click.option(
+    "--quick-fps",
+    type=click.FloatRange(0.05, 240),
+    default=AnalysisConfig.quick_fps,
+    show_default=True,
+    help="Whole-frame searches per second, in between, for faces of twice --min-face or "
+    "larger (a quarter of the cost).",
 )
 @click.option(
     "--min-face",
@@ -235,6 +243,7 @@ def scan(
     tolerance: float,
     sample_fps: float,
     detect_fps: float,
+    quick_fps: float,
     min_face: int,
     model: str,
     workers: int | None,
@@ -255,10 +264,7 @@ def scan(
     identity) as each file completes. Exit code 0: all inputs scanned; 3: some
     failed (one line each on stderr), the rest were scanned; 1: nothing could be done.
     """
-    from frs_cli import audit, models
-    from frs_cli.progress import ScanProgress
     from frs_cli.scan import ScanConfig
-    from frs_cli.watchlist import Watchlist
 
     cfg = ScanConfig(
         inputs=footage,
@@ -269,6 +275,7 @@ def scan(
             min_face=min_face,
             sample_fps=sample_fps,
             detect_fps=min(detect_fps, sample_fps),
+            quick_fps=min(quick_fps, sample_fps),
             views=crops_dir is not None,
             redact=redact,
         ),
@@ -276,23 +283,31 @@ def scan(
         detections=detections,
         unmatched=unmatched,
     )
-    wl_model = models.encoder_model_id()
-    with Watchlist.open(cfg.watchlist, wl_model) as wl:
-        if wl.size == 0:
-            raise FrsError(
-                f"the watchlist {cfg.watchlist} is empty; enrol photos with `frs enroll`"
-            )
-        wl_fingerprint = wl.fingerprint()
-        journal = _journal(out, fmt, resume, cfg, wl_fingerprint)
-        executor = _executor(scheduler, cfg.workers, model)
-        try:
+    if resume:
+        _check_resume(out, fmt)
+    # The workers start first and load their models while this process opens the
+    # watchlist and probes the inputs.
+    executor = _executor(scheduler, cfg.workers, model)
+    try:
+        from frs_cli import audit, models
+        from frs_cli.progress import ScanProgress
+        from frs_cli.watchlist import Watchlist
+
+        wl_model = models.encoder_model_id()
+        with Watchlist.open(cfg.watchlist, wl_model) as wl:
+            if wl.size == 0:
+                raise FrsError(
+                    f"the watchlist {cfg.watchlist} is empty; enrol photos with `frs enroll`"
+                )
+            wl_fingerprint = wl.fingerprint()
+            journal = _journal(out, fmt, resume, cfg, wl_fingerprint)
             with (
                 _output(out, journal.offset if journal else 0) as stream,
                 ScanProgress(quiet, verbose) as events,
             ):
                 stats = _scan_to(stream, fmt, cfg, wl, executor, events, journal, crops_dir)
-        finally:
-            executor.shutdown()
+    finally:
+        executor.shutdown()
     summary = _summary(stats, cfg, wl_model)
     audit.append(
         cfg.watchlist,
@@ -339,17 +354,21 @@ def _executor(scheduler: str | None, workers: int, model: str) -> Any:
     return DaskExecutor(scheduler, workers, model)
 
 
+def _check_resume(out: Path | None, fmt: str) -> None:
+    from frs_cli.errors import UsageError
+
+    if out is None:
+        raise UsageError("--resume needs --out FILE: the output of the scan to continue")
+    if fmt == "json":
+        raise UsageError("--resume works with --format csv or jsonl (a JSON array cannot grow)")
+
+
 def _journal(out: Path | None, fmt: str, resume: bool, cfg: Any, wl_fingerprint: Any) -> Any:
     """The resume journal for --out files (csv, jsonl); None for stdout and json."""
     import dataclasses
 
-    from frs_cli.errors import UsageError
     from frs_cli.resume import Journal, settings_key
 
-    if resume and out is None:
-        raise UsageError("--resume needs --out FILE: the output of the scan to continue")
-    if resume and fmt == "json":
-        raise UsageError("--resume works with --format csv or jsonl (a JSON array cannot grow)")
     if out is None or fmt == "json":
         return None
     settings = {
@@ -878,6 +897,7 @@ def _summary(stats: Any, cfg: Any, model_id: str) -> dict[str, Any]:
         "min_face_px": cfg.analysis.min_face,
         "sample_fps": cfg.analysis.sample_fps,
         "detect_fps": cfg.analysis.detect_fps,
+        "quick_fps": cfg.analysis.quick_fps,
         "workers": cfg.workers,
         "interrupted": stats.interrupted,
         "stage_seconds": {k: round(v, 3) for k, v in sorted(stats.stage_seconds.items())},

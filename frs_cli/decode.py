@@ -212,6 +212,11 @@ def frame_luma(frame: Any, rotation: int) -> tuple[np.ndarray, bool]:
     return frame_array(frame, "gray", rotation, None, None), False
 
 
+def frame_luma_scaled(frame: Any, rotation: int, width: int, height: int) -> np.ndarray:
+    """Full-range luma scaled by swscale to the displayed size `width` x `height`."""
+    return frame_array(frame, "gray", rotation, width, height)
+
+
 def full_range(luma: np.ndarray) -> np.ndarray:
     """Limited-range (16-235) luma stretched to 0-255, as swscale's gray conversion does."""
     return np.clip((luma.astype(np.int32) - 16) * 255 // 219, 0, 255).astype(np.uint8)

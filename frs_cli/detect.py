@@ -19,11 +19,11 @@ from frs_cli.records import Box, Detection
 # box reported at scale 1 measured 73-80 px on the shared clips.
 WINDOW_PX = 80
 
-Detector = Callable[[np.ndarray], list[Detection]]
+Detector = Callable[[np.ndarray, float], list[Detection]]
 
 
-def _hog(image: np.ndarray) -> list[Detection]:
-    rects, scores, kinds = models.hog_detector().run(image, 0, 0.0)
+def _hog(image: np.ndarray, threshold: float = 0.0) -> list[Detection]:
+    rects, scores, kinds = models.hog_detector().run(image, 0, threshold)
     # Sub-detector 0 is dlib's frontal one; 1-4 are profiles and tilted faces.
     return [
         Detection(rect_to_box(r), float(s), frontal=(k == 0))
@@ -31,9 +31,13 @@ def _hog(image: np.ndarray) -> list[Detection]:
     ]
 
 
-def _cnn(image: np.ndarray) -> list[Detection]:
+def _cnn(image: np.ndarray, threshold: float = 0.0) -> list[Detection]:
     found = models.cnn_detector()(image, 0)
-    return [Detection(rect_to_box(d.rect), float(d.confidence)) for d in found]
+    return [
+        Detection(rect_to_box(d.rect), float(d.confidence))
+        for d in found
+        if d.confidence >= threshold
+    ]
 
 
 def rect_to_box(rect: object) -> Box:

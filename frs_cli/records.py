@@ -102,7 +102,8 @@ class AnalysisConfig:
     model: str = "hog"
     min_face: int = 40
     sample_fps: float = 6.0
-    detect_fps: float = 2.0
+    detect_fps: float = 1.0
+    quick_fps: float = 2.0
     max_gap_s: float = 1.0
     refresh_s: float = 5.0
     reencode_gain: float = 1.2

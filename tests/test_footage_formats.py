@@ -67,3 +67,20 @@ def test_variable_frame_rate_times_come_from_pts(demo_watchlist, tmp_path):
     detections = scan_rows(demo_watchlist, clip, "--detections")
     for row in detections:
         assert row["time_s"] == pts[row["frame"]] / 1000
+
+
+def test_brief_faces_are_found_by_size(demo_watchlist, tmp_path):
+    """Whole-frame searches for every face run once a second (0, 1, 2 s...), quick ones
+    for faces of twice --min-face or more in between (0.5, 1.5 s...). A face on screen
+    from 1.2 s to 1.76 s is between two full searches: found if large (~108 px, by the
+    quick search at 1.5 s), missed if small (~44 px) unless --detect-fps 2 searches at 1.5 s
+    too. Either way a face that is found gets its exact first and last frames."""
+    large, small = tmp_path / "large.mp4", tmp_path / "small.mp4"
+    write_clip(large, [Shot(HOPPER, 30, 44, x=0.3, y=0.05, height=0.9)], 75, fps=25)
+    write_clip(small, [Shot(HOPPER, 30, 44, x=0.3, y=0.2, height=0.4)], 75, fps=25)
+    found = [("Grace_Hopper", 1.2, 1.76)]
+    rows = scan_rows(demo_watchlist, large)
+    assert [(r["identity"], r["start_s"], r["end_s"]) for r in rows] == found
+    assert scan_rows(demo_watchlist, small) == []
+    rows = scan_rows(demo_watchlist, small, "--detect-fps", "2")
+    assert [(r["identity"], r["start_s"], r["end_s"]) for r in rows] == found
