@@ -1,3 +1,3 @@
-from frs_cli.cli import main
+from frs_cli.entry import main
 
 main()

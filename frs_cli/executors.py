@@ -15,9 +15,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
-from frs_cli import models
-
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+from frs_cli import entry, models
 
 
 class Executor:
@@ -69,8 +67,7 @@ class ProcessExecutor(Executor):
 
     def __init__(self, workers: int, model: str = "hog"):
         self.workers = workers
-        for var in THREAD_VARS:  # one BLAS thread per worker: the pool already fills the cores
-            os.environ.setdefault(var, "1")
+        entry.one_blas_thread()  # one BLAS thread per worker: the pool already fills the cores
         models.check(model)  # a missing file is one clear error here, not a broken pool
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
