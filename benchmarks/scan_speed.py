@@ -139,6 +139,10 @@ def frs_cmd(*args: str) -> list[str]:
     return [FRS_PYTHON, "-m", "frs_cli", *args]
 
 
+def scan_cmd(watchlist: Path, clip: Path, *extra: str) -> list[str]:
+    return frs_cmd("scan", "-q", "-w", str(watchlist), "--format", "jsonl", *extra, str(clip))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clips", default="hamilton,street")
@@ -180,36 +184,13 @@ def main() -> None:
             )
             summary = tmp / f"{name}.summary.json"
             rows_out = tmp / f"{name}.jsonl"
-            cmd = frs_cmd(
-                "scan",
-                "-q",
-                "-w",
-                str(wl),
-                "--format",
-                "jsonl",
-                "--summary",
-                str(summary),
-                str(clip),
-            )
+            cmd = scan_cmd(wl, clip, "--summary", str(summary))
             # frs takes ~1 s, where the machine's noise is large: the median of several runs.
             runs = [run(cmd, rows_out) for _ in range(args.repeat)]
             frs = dict(sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2])
             frs["walls_s"] = [round(r["wall_s"], 3) for r in runs]
             det_out = tmp / f"{name}.det.jsonl"
-            run(
-                frs_cmd(
-                    "scan",
-                    "-q",
-                    "-w",
-                    str(wl),
-                    "--format",
-                    "jsonl",
-                    "--unmatched",
-                    "--detections",
-                    str(clip),
-                ),
-                det_out,
-            )
+            run(scan_cmd(wl, clip, "--unmatched", "--detections"), det_out)
             ref_frames = reference_frames(ref_out)
             appearances = [json.loads(x) for x in rows_out.read_text().splitlines()]
             recall, extra = matched_recall(ref_frames, appearances)
