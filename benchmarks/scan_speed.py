@@ -207,6 +207,8 @@ def main() -> None:
                 "frs_realtime_x": footage / frs["wall_s"],
                 "reference_realtime_x": footage / ref["wall_s"],
                 "stage_seconds": stats["stage_seconds"],
+                # start-up (imports, model loading), the parent's work and process overheads
+                "other_cpu_s": frs["cpu_s"] - sum(stats["stage_seconds"].values()),
                 "recall_matched_seconds": recall,
                 "extra_identities": extra,
                 "face_coverage": coverage,
@@ -242,7 +244,8 @@ def _print_clip(name: str, r: dict) -> None:
         f"  speed-up {r['speedup']:.1f}x; frs {r['frs_realtime_x']:.1f}x real time "
         f"(reference {r['reference_realtime_x']:.2f}x)"
     )
-    print(f"  frs stages (s, summed over workers): {r['stage_seconds']}")
+    stages = ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["stage_seconds"].items()))
+    print(f"  frs stages (s, summed over workers): {stages}; other CPU {r['other_cpu_s']:.2f}")
     print(
         f"  recall of matched seconds: {r['recall_matched_seconds']}; extra identities: {r['extra_identities']}"
     )
