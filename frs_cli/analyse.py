@@ -197,6 +197,12 @@ class SegmentScanner:
         # the quick searches, a face twice that size (a quarter of the pixels).
         self.det_size = self._search_size(cfg.min_face)
         self.quick_size = self._search_size(2 * cfg.min_face)
+        # Rates and spans as exact fractions, converted once rather than on every frame.
+        self.sample_rate = Fraction(cfg.sample_fps)
+        self.full_rate = Fraction(cfg.detect_fps)
+        self.quick_rate = Fraction(cfg.quick_fps)
+        self.max_gap = Fraction(cfg.max_gap_s)
+        self.refresh = Fraction(cfg.refresh_s)
         self.last_cell = -1
         self.last_full_cell = -1
         self.last_quick_cell = -1
@@ -212,7 +218,7 @@ class SegmentScanner:
     def feed(self, frame: Any) -> None:
         pts = frame.pts
         t = pts * self.tb
-        cell = math.floor(t * Fraction(self.cfg.sample_fps))
+        cell = math.floor(t * self.sample_rate)
         is_sample = cell > self.last_cell
         self.last_cell = max(self.last_cell, cell)
         start = self.segment.start_pts
@@ -223,8 +229,8 @@ class SegmentScanner:
         # `detect_fps`, and in between for faces twice as large at `quick_fps`. (Searching
         # less often while no faces came or went saved 25% on the Hamilton clip but lost 4%
         # of the street clip's faces: people walk in between searches.)
-        full_cell = math.floor(t * Fraction(self.cfg.detect_fps))
-        quick_cell = math.floor(t * Fraction(self.cfg.quick_fps))
+        full_cell = math.floor(t * self.full_rate)
+        quick_cell = math.floor(t * self.quick_rate)
         is_full = is_sample and full_cell > self.last_full_cell
         is_quick = is_sample and not is_full and quick_cell > self.last_quick_cell
         if is_sample:
@@ -347,7 +353,7 @@ class SegmentScanner:
                     break
 
     def _close_lost(self, pts: int) -> None:
-        gap = Fraction(self.cfg.max_gap_s)
+        gap = self.max_gap
         keep = []
         for live in self.live:
             if live.missed and (pts - live.last_pts) * self.tb > gap:
@@ -382,7 +388,7 @@ class SegmentScanner:
         ends or the track does. A growing face is then encoded twice, not at every step.
         (Encoding only the largest view measured worse: on the Hamilton clip the largest
         view of one appearance matched at 0.61 where its first view matched at 0.50.)"""
-        if (fr.pts - live.window_start) * self.tb >= Fraction(self.cfg.refresh_s):
+        if (fr.pts - live.window_start) * self.tb >= self.refresh:
             self._encode_candidate(live)
             live.window_start = fr.pts
         quality = det.box.width * (1.0 if det.frontal else PROFILE_QUALITY)
