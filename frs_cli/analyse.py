@@ -192,6 +192,7 @@ class SegmentScanner:
         self.segment = segment
         self.tb = time_base
         self.width, self.height, self.rotation = width, height, rotation
+        self.searcher = detect.get(cfg.model, whole_frame=True)
         self.detector = detect.get(cfg.model)
         # Whole-frame search sizes: a face of min_face source pixels fills the window; for
         # the quick searches, a face twice that size (a quarter of the pixels).
@@ -285,7 +286,7 @@ class SegmentScanner:
         sx, sy = size[0] / self.width, size[1] / self.height
         found = []
         with STAGES.timed("detect"):
-            raw = self.detector(image, 0.0)
+            raw = self.searcher(image, 0.0)
         for d in raw:
             d = detect.to_source(d, sx, sy)
             found.append(

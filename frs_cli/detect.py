@@ -22,13 +22,16 @@ WINDOW_PX = 80
 Detector = Callable[[np.ndarray, float], list[Detection]]
 
 
-def _hog(image: np.ndarray, threshold: float = 0.0) -> list[Detection]:
-    rects, scores, kinds = models.hog_detector().run(image, 0, threshold)
-    # Sub-detector 0 is dlib's frontal one; 1-4 are profiles and tilted faces.
-    return [
-        Detection(rect_to_box(r), float(s), frontal=(k == 0))
-        for r, s, k in zip(rects, scores, kinds, strict=True)
-    ]
+def _hog_with(filters: tuple[int, ...]) -> Detector:
+    def run(image: np.ndarray, threshold: float = 0.0) -> list[Detection]:
+        rects, scores, kinds = models.hog_detector(filters).run(image, 0, threshold)
+        # `kinds` index `filters`; filter 0 is dlib's frontal one, 1-4 profiles and tilts.
+        return [
+            Detection(rect_to_box(r), float(s), frontal=(filters[k] == 0))
+            for r, s, k in zip(rects, scores, kinds, strict=True)
+        ]
+
+    return run
 
 
 def _cnn(image: np.ndarray, threshold: float = 0.0) -> list[Detection]:
@@ -45,11 +48,18 @@ def rect_to_box(rect: object) -> Box:
     return Box(left, top, rect.right() - left + 1, rect.bottom() - top + 1)  # type: ignore[attr-defined]
 
 
-DETECTORS: dict[str, Detector] = {"hog": _hog, "cnn": _cnn}
+# Per model: (whole-frame searches for new faces, searches around a face being followed).
+# HOG searches whole frames with its upright filters only (models.HOG_UPRIGHT); a followed
+# face is looked for with all five, so that a track holds while the head tilts.
+DETECTORS: dict[str, tuple[Detector, Detector]] = {
+    "hog": (_hog_with(models.HOG_UPRIGHT), _hog_with(models.HOG_ALL)),
+    "cnn": (_cnn, _cnn),
+}
 
 
-def get(name: str) -> Detector:
-    return DETECTORS[name]
+def get(name: str, whole_frame: bool = False) -> Detector:
+    """The detector for whole-frame searches, or for searches around a followed face."""
+    return DETECTORS[name][0 if whole_frame else 1]
 
 
 def scale_for(min_face: int) -> float:
