@@ -8,6 +8,7 @@ exact factor, and lets large frames be *reduced* when only large faces matter.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -22,9 +23,10 @@ WINDOW_PX = 80
 Detector = Callable[[np.ndarray, float], list[Detection]]
 
 
-def _hog_with(filters: tuple[int, ...]) -> Detector:
+@functools.cache
+def _hog_with(filters: tuple[int, ...], max_levels: int | None) -> Detector:
     def run(image: np.ndarray, threshold: float = 0.0) -> list[Detection]:
-        rects, scores, kinds = models.hog_detector(filters).run(image, 0, threshold)
+        rects, scores, kinds = models.hog_detector(filters, max_levels).run(image, 0, threshold)
         # `kinds` index `filters`; filter 0 is dlib's frontal one, 1-4 profiles and tilts.
         return [
             Detection(rect_to_box(r), float(s), frontal=(filters[k] == 0))
@@ -48,18 +50,21 @@ def rect_to_box(rect: object) -> Box:
     return Box(left, top, rect.right() - left + 1, rect.bottom() - top + 1)  # type: ignore[attr-defined]
 
 
-# Per model: (whole-frame searches for new faces, searches around a face being followed).
-# HOG searches whole frames with its upright filters only (models.HOG_UPRIGHT); a followed
-# face is looked for with all five, so that a track holds while the head tilts.
-DETECTORS: dict[str, tuple[Detector, Detector]] = {
-    "hog": (_hog_with(models.HOG_UPRIGHT), _hog_with(models.HOG_ALL)),
-    "cnn": (_cnn, _cnn),
-}
+def get(name: str, whole_frame: bool = False, max_levels: int | None = None) -> Detector:
+    """The detector for whole-frame searches, or for searches around a followed face.
 
-
-def get(name: str, whole_frame: bool = False) -> Detector:
-    """The detector for whole-frame searches, or for searches around a followed face."""
-    return DETECTORS[name][0 if whole_frame else 1]
+    HOG searches whole frames with its upright filters only (models.HOG_UPRIGHT); a followed
+    face is looked for with all five, so that a track holds while the head tilts, and on
+    at most `max_levels` pyramid levels (faces of WINDOW_PX * (6/5)**level pixels)."""
+    if name == "cnn":
+        return _cnn
+    if name != "hog":
+        raise KeyError(name)
+    return (
+        _hog_with(models.HOG_UPRIGHT, None)
+        if whole_frame
+        else _hog_with(models.HOG_ALL, max_levels)
+    )
 
 
 def scale_for(min_face: int) -> float:

@@ -55,27 +55,29 @@ HOG_UPRIGHT = (0, 1, 2)
 
 
 @functools.cache
-def hog_detector(filters: tuple[int, ...] = HOG_ALL) -> Any:
+def hog_detector(filters: tuple[int, ...] = HOG_ALL, max_levels: int | None = None) -> Any:
     """dlib's HOG face detector, or the sub-detectors `filters` of it (`run` then reports
-    positions in `filters` as the detector index). Building dlib's detector takes ~0.3 s
+    positions in `filters` as the detector index), searching at most `max_levels` pyramid
+    levels. Building dlib's detector takes ~0.3 s
     (dlib parses it from text); loading it saved in binary takes ~1 ms, so it is cached per
     dlib version and filter set."""
     import dlib
 
     tag = "" if filters == HOG_ALL else "-" + "".join(map(str, filters))
+    tag += f"-L{max_levels}" if max_levels else ""
     cache = _cache_dir() / f"hog-frontal-{dlib.__version__}{tag}.svm"
     if cache.is_file():
         try:
             return dlib.fhog_object_detector(str(cache))
         except RuntimeError:
             pass  # damaged cache: rebuild it below
-    if filters != HOG_ALL:
+    if tag:
         full = hog_detector()
         with tempfile.TemporaryDirectory() as folder:
             saved = Path(folder) / "hog.svm"
             full.save(str(saved))
             try:
-                data = hog_filters(saved.read_bytes(), filters)
+                data = hog_filters(saved.read_bytes(), filters, max_levels)
             except ValueError:
                 return full  # a layout this code does not know: search with all five
             saved.write_bytes(data)
@@ -91,9 +93,11 @@ def hog_detector(filters: tuple[int, ...] = HOG_ALL) -> Any:
     return detector
 
 
-def hog_filters(data: bytes, keep: tuple[int, ...]) -> bytes:
+def hog_filters(data: bytes, keep: tuple[int, ...], max_levels: int | None = None) -> bytes:
     """A serialized dlib HOG detector (`object_detector<scan_fhog_pyramid>`, as `save` writes
-    it) with only the filters `keep`, in that order. Raises ValueError for any other layout.
+    it) with only the filters `keep`, in that order, and, given `max_levels`, searching only
+    that many pyramid levels (each 5/6 the size of the one before). Raises ValueError for any
+    other layout.
 
     dlib writes an integer as one byte holding its length (0x80 set when negative) and then
     its bytes, little-endian; a double as two integers (mantissa, exponent). The detector is:
@@ -122,8 +126,13 @@ def hog_filters(data: bytes, keep: tuple[int, ...]) -> bytes:
 
     if integer() != 2 or integer() != 1 or integer() != 0 or integer() != 0:
         raise ValueError("not a HOG detector of the known version")
-    for _ in range(7):
+    for _ in range(4):  # cell size, padding, window width and height
         integer()
+    levels_at = pos
+    integer()  # at most this many pyramid levels
+    levels_end = pos
+    integer()  # smallest level's width
+    integer()  # and height
     double()
     dims = integer()
     double()
@@ -140,6 +149,11 @@ def hog_filters(data: bytes, keep: tuple[int, ...]) -> bytes:
         filters.append(data[start:pos])
     if pos != len(data) or not keep or any(not 0 <= k < count for k in keep):
         raise ValueError("unexpected detector layout or filters")
+    if max_levels is not None:
+        if not 0 < max_levels < 256:
+            raise ValueError("max_levels must be 1-255")
+        data = data[:levels_at] + bytes([1, max_levels]) + data[levels_end:]
+        count_at += levels_at + 2 - levels_end
     return data[:count_at] + bytes([1, len(keep)]) + b"".join(filters[k] for k in keep)
 
 

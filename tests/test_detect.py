@@ -6,7 +6,7 @@ import pytest
 from conftest import SAMPLE
 from PIL import Image
 
-from frs_cli import detect, models
+from frs_cli import analyse, detect, models
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +76,29 @@ def test_an_unknown_layout_is_refused(saved, damage):
         models.hog_filters(damage(saved), (0,))
     with pytest.raises(ValueError):
         models.hog_filters(saved, (5,))
+
+
+def test_fewer_pyramid_levels_find_the_same_small_faces_and_no_large_ones():
+    few = models.hog_detector(models.HOG_ALL, 4)  # faces of 80 px up to about 140
+    full = models.hog_detector()
+    portrait = Image.open(SAMPLE / "Grace_Hopper.jpg").convert("L")
+    (face,) = detect.get("hog")(np.asarray(portrait), 0.0)
+    for width, found_by_few in ((100, True), (130, True), (200, False), (260, False)):
+        scale = width / face.box.width
+        size = (round(portrait.width * scale), round(portrait.height * scale))
+        image = np.asarray(portrait.resize(size, Image.Resampling.BILINEAR))
+        rects, scores, kinds = full.run(image, 0, 0.0)
+        assert len(rects) == 1
+        mine = few.run(image, 0, 0.0)
+        if found_by_few:
+            assert (list(mine[0]), mine[1], mine[2]) == (list(rects), scores, kinds)
+        else:
+            assert len(mine[0]) == 0
+
+
+def test_region_searches_use_the_levels_a_face_may_grow_into():
+    # Level 3 finds faces of 80 * 1.2**3 = 138 px, within a followed face's growth (1.43 x
+    # 100 px); level 4 (166 px) is beyond it.
+    assert analyse.FOLLOW_LEVELS == 4
+    assert analyse.SIZE_STEP[1] * analyse.REGION_FACE_PX >= detect.WINDOW_PX * 1.2**3
+    assert analyse.SIZE_STEP[1] * analyse.REGION_FACE_PX < detect.WINDOW_PX * 1.2**4
