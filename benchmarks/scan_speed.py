@@ -143,6 +143,66 @@ def scan_cmd(watchlist: Path, clip: Path, *extra: str) -> list[str]:
     return frs_cmd("scan", "-q", "-w", str(watchlist), "--format", "jsonl", *extra, str(clip))
 
 
+def repeated_scans(
+    builds: list[str], clip: Path, wl: Path, tmp: Path, repeat: int
+) -> dict[str, list[dict[str, float]]]:
+    """`repeat` timed scans per build, interleaved so that the machine's drift hits all alike
+    (frs takes ~1 s, where the noise is large: the median run is reported)."""
+    global FRS_PYTHON
+    runs: dict[str, list[dict[str, float]]] = {python: [] for python in builds}
+    for _ in range(repeat):
+        for i, python in enumerate(builds):
+            FRS_PYTHON = python
+            cmd = scan_cmd(wl, clip, "--summary", str(tmp / f"{i}.summary.json"))
+            runs[python].append(run(cmd, tmp / f"{i}.jsonl"))
+    FRS_PYTHON = builds[0]
+    return runs
+
+
+def measure(
+    i: int,
+    clip: Path,
+    wl: Path,
+    tmp: Path,
+    ref: dict[str, float],
+    ref_frames: list[dict],
+    runs: list[dict[str, float]],
+) -> dict:
+    """frs (the `i`th build, now FRS_PYTHON) on one clip, against the reference run."""
+    summary, rows_out = tmp / f"{i}.summary.json", tmp / f"{i}.jsonl"
+    frs = dict(sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2])
+    frs["walls_s"] = [round(r["wall_s"], 3) for r in runs]
+    det_out = tmp / f"{i}.det.jsonl"
+    run(scan_cmd(wl, clip, "--unmatched", "--detections"), det_out)
+    appearances = [json.loads(x) for x in rows_out.read_text().splitlines()]
+    recall, extra = matched_recall(ref_frames, appearances)
+    coverage = face_coverage(ref_frames, [json.loads(x) for x in det_out.read_text().splitlines()])
+    stats = json.loads(summary.read_text())
+    footage = stats["footage_s"]
+    dlib_build = subprocess.run(
+        [FRS_PYTHON, "-c", "import dlib; print(dlib.__version__, 'BLAS', dlib.DLIB_USE_BLAS)"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return {
+        "python": FRS_PYTHON,
+        "dlib": dlib_build,
+        "footage_s": footage,
+        "reference": ref,
+        "frs": frs,
+        "speedup": ref["wall_s"] / frs["wall_s"],
+        "frs_realtime_x": footage / frs["wall_s"],
+        "reference_realtime_x": footage / ref["wall_s"],
+        "stage_seconds": stats["stage_seconds"],
+        # start-up (imports, model loading), the parent's work and process overheads
+        "other_cpu_s": frs["cpu_s"] - sum(stats["stage_seconds"].values()),
+        "recall_matched_seconds": recall,
+        "extra_identities": extra,
+        "face_coverage": coverage,
+        "reference_faces": sum(len(f["faces"]) for f in ref_frames),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clips", default="hamilton,street")
@@ -155,12 +215,15 @@ def main() -> None:
     )
     parser.add_argument(
         "--frs-python",
+        action="append",
         help="interpreter for frs (e.g. a venv with dlib built by scripts/build_fast_dlib.sh);"
-        " the reference loop keeps this one",
+        " repeat it to measure several against the same reference run; the reference loop"
+        " keeps this one. Default: this one",
     )
     args = parser.parse_args()
     global FRS_PYTHON
-    FRS_PYTHON = args.frs_python or sys.executable
+    builds = args.frs_python or [sys.executable]
+    FRS_PYTHON = builds[0]
     if not DATA.is_dir():
         raise SystemExit(f"needs {DATA}")
     results: dict = {
@@ -182,39 +245,15 @@ def main() -> None:
                 [sys.executable, str(ROOT / "benchmarks" / "reference.py"), str(wl), str(clip)],
                 ref_out,
             )
-            summary = tmp / f"{name}.summary.json"
-            rows_out = tmp / f"{name}.jsonl"
-            cmd = scan_cmd(wl, clip, "--summary", str(summary))
-            # frs takes ~1 s, where the machine's noise is large: the median of several runs.
-            runs = [run(cmd, rows_out) for _ in range(args.repeat)]
-            frs = dict(sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2])
-            frs["walls_s"] = [round(r["wall_s"], 3) for r in runs]
-            det_out = tmp / f"{name}.det.jsonl"
-            run(scan_cmd(wl, clip, "--unmatched", "--detections"), det_out)
             ref_frames = reference_frames(ref_out)
-            appearances = [json.loads(x) for x in rows_out.read_text().splitlines()]
-            recall, extra = matched_recall(ref_frames, appearances)
-            coverage = face_coverage(
-                ref_frames, [json.loads(x) for x in det_out.read_text().splitlines()]
-            )
-            stats = json.loads(summary.read_text())
-            footage = stats["footage_s"]
-            results["clips"][name] = {
-                "footage_s": footage,
-                "reference": ref,
-                "frs": frs,
-                "speedup": ref["wall_s"] / frs["wall_s"],
-                "frs_realtime_x": footage / frs["wall_s"],
-                "reference_realtime_x": footage / ref["wall_s"],
-                "stage_seconds": stats["stage_seconds"],
-                # start-up (imports, model loading), the parent's work and process overheads
-                "other_cpu_s": frs["cpu_s"] - sum(stats["stage_seconds"].values()),
-                "recall_matched_seconds": recall,
-                "extra_identities": extra,
-                "face_coverage": coverage,
-                "reference_faces": sum(len(f["faces"]) for f in ref_frames),
-            }
-            _print_clip(name, results["clips"][name])
+            runs = repeated_scans(builds, clip, wl, tmp, args.repeat)
+            for i, python in enumerate(builds):
+                FRS_PYTHON = python
+                label = name if len(builds) == 1 else f"{name} [{python}]"
+                found = measure(i, clip, wl, tmp, ref, ref_frames, runs[python])
+                results["clips"][label] = found
+                _print_clip(label, found)
+            FRS_PYTHON = builds[0]
         if args.long:
             first = CLIPS[args.clips.split(",")[0]]
             long_clip = tmp / f"long{args.long}.mp4"
@@ -232,7 +271,7 @@ def main() -> None:
 
 def _print_clip(name: str, r: dict) -> None:
     ref, frs = r["reference"], r["frs"]
-    print(f"== {name} ({r['footage_s']:.1f} s of footage)")
+    print(f"== {name} ({r['footage_s']:.1f} s of footage; frs on dlib {r['dlib']})")
     print(
         f"  reference: {ref['wall_s']:.2f} s wall, {ref['cpu_s']:.2f} s CPU, {ref['peak_rss_mb']:.0f} MB"
     )
