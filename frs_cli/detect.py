@@ -26,10 +26,13 @@ Detector = Callable[[np.ndarray, float], list[Detection]]
 @functools.cache
 def _hog_with(filters: tuple[int, ...], max_levels: int | None) -> Detector:
     def run(image: np.ndarray, threshold: float = 0.0) -> list[Detection]:
-        rects, scores, kinds = models.hog_detector(filters, max_levels).run(image, 0, threshold)
-        # `kinds` index `filters`; filter 0 is dlib's frontal one, 1-4 profiles and tilts.
+        detector = models.hog_detector(filters, max_levels)
+        rects, scores, kinds = detector.run(image, 0, threshold)
+        # `kinds` index `filters` (or all five, where the detector could not be cut down);
+        # filter 0 is dlib's frontal one, 1-4 profiles and tilts.
+        index = filters if detector.num_detectors == len(filters) else models.HOG_ALL
         return [
-            Detection(rect_to_box(r), float(s), frontal=(filters[k] == 0))
+            Detection(rect_to_box(r), float(s), frontal=(index[k] == 0))
             for r, s, k in zip(rects, scores, kinds, strict=True)
         ]
 

@@ -58,9 +58,10 @@ HOG_UPRIGHT = (0, 1, 2)
 def hog_detector(filters: tuple[int, ...] = HOG_ALL, max_levels: int | None = None) -> Any:
     """dlib's HOG face detector, or the sub-detectors `filters` of it (`run` then reports
     positions in `filters` as the detector index), searching at most `max_levels` pyramid
-    levels. Building dlib's detector takes ~0.3 s
-    (dlib parses it from text); loading it saved in binary takes ~1 ms, so it is cached per
-    dlib version and filter set."""
+    levels; the whole detector where dlib's file layout is not the one `hog_filters` knows.
+
+    Building dlib's detector takes ~0.3 s (dlib parses it from text); loading it saved in
+    binary takes ~1 ms, so each variant is cached per dlib version in the cache folder."""
     import dlib
 
     tag = "" if filters == HOG_ALL else "-" + "".join(map(str, filters))

@@ -1,7 +1,7 @@
 """Progress and messages on stderr (rich). Data never goes here: it goes to stdout or --out.
 
 rich is imported only when a progress bar is shown (a terminal, no --quiet): importing it
-takes ~75 ms, a tenth of a short scan's start-up."""
+takes 35-75 ms of CPU, a tenth of a short scan's start-up."""
 
 from __future__ import annotations
 

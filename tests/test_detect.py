@@ -102,3 +102,22 @@ def test_region_searches_use_the_levels_a_face_may_grow_into():
     assert analyse.FOLLOW_LEVELS == 4
     assert analyse.SIZE_STEP[1] * analyse.REGION_FACE_PX >= detect.WINDOW_PX * 1.2**3
     assert analyse.SIZE_STEP[1] * analyse.REGION_FACE_PX < detect.WINDOW_PX * 1.2**4
+
+
+def test_an_unknown_dlib_layout_falls_back_to_the_whole_detector(tmp_path, monkeypatch):
+    def refuse(*args):
+        raise ValueError("a layout this code does not know")
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(models, "hog_filters", refuse)
+    models.hog_detector.cache_clear()
+    detect._hog_with.cache_clear()
+    try:
+        assert models.hog_detector(models.HOG_UPRIGHT).num_detectors == 5
+        for image in _portraits():
+            (found,) = detect.get("hog", whole_frame=True)(image, 0.0)
+            assert found.frontal
+    finally:
+        models.hog_detector.cache_clear()
+        detect._hog_with.cache_clear()
+    assert [p.name for p in (tmp_path / "frs").iterdir()] == [f"hog-frontal-{dlib.__version__}.svm"]
