@@ -59,7 +59,7 @@ def _init_worker(model: str) -> None:
 
 
 class ProcessExecutor(Executor):
-    """A pool of processes, started at once: each loads the models (~0.15 s) while the
+    """A pool of processes, started at once: each loads the models (~0.11 s) while the
     parent opens the watchlist and probes the inputs, so start-up uses every core.
     (Loading them in the parent before forking left the other core idle for that time.)"""
 
