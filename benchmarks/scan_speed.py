@@ -13,6 +13,7 @@ peak RSS, frs's time per stage, and recall:
   which changes only what is written, not what is computed).
 
     python benchmarks/scan_speed.py [--clips hamilton,street] [--long 10] [--out results.json]
+        [--frs-python PYTHON ...]   (frs in other environments, against the same reference)
 
 Needs ../shared/data beside the checkout. Builds its watchlist from
 faces/lin-manuel-miranda.png, faces/alex-lacamoire.png and faces/obama.jpg.
