@@ -72,26 +72,36 @@ def hog_detector(filters: tuple[int, ...] = HOG_ALL, max_levels: int | None = No
             return dlib.fhog_object_detector(str(cache))
         except RuntimeError:
             pass  # damaged cache: rebuild it below
-    if tag:
-        full = hog_detector()
-        with tempfile.TemporaryDirectory() as folder:
-            saved = Path(folder) / "hog.svm"
-            full.save(str(saved))
-            try:
-                data = hog_filters(saved.read_bytes(), filters, max_levels)
-            except ValueError:
-                return full  # a layout this code does not know: search with all five
-            saved.write_bytes(data)
-            detector = dlib.fhog_object_detector(str(saved))
-        _write_cache(cache, data)
+    if not tag:
+        detector = dlib.get_frontal_face_detector()
+        with contextlib.suppress(OSError):
+            _write_cache(cache, _hog_bytes(detector))
         return detector
-    detector = dlib.get_frontal_face_detector()
-    with contextlib.suppress(OSError):
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
-        detector.save(str(tmp))
-        os.replace(tmp, cache)
+    full = hog_detector()
+    try:
+        data = hog_filters(_hog_bytes(full), filters, max_levels)
+        detector = _hog_from_bytes(data)
+    except (ValueError, OSError, RuntimeError):
+        return full  # an unknown layout (or no temporary folder): the whole detector
+    _write_cache(cache, data)
     return detector
+
+
+def _hog_bytes(detector: Any) -> bytes:
+    """A HOG detector as dlib serializes it (dlib only saves to a file)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "hog.svm"
+        detector.save(str(path))
+        return path.read_bytes()
+
+
+def _hog_from_bytes(data: bytes) -> Any:
+    import dlib
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "hog.svm"
+        path.write_bytes(data)
+        return dlib.fhog_object_detector(str(path))
 
 
 def hog_filters(data: bytes, keep: tuple[int, ...], max_levels: int | None = None) -> bytes:
