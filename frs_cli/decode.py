@@ -4,6 +4,16 @@
 (thousands of packets per second) and gives every frame's pts, so frame
 numbers are exact even for variable-frame-rate footage, and keyframes, so
 segments can start where decoding can.
+
+Seeking: formats with an index (MP4/MOV, Matroska/WebM, AVI) seek by timestamp.
+MPEG-TS and raw streams have no index: FFmpeg's timestamp seek there lands on
+the keyframe *after* the one asked for, or on a frame that cannot be decoded
+(measured on generated TS files: one GOP silently lost, or nothing at all), so
+they seek to the byte position of a keyframe the probe saw. Either way the
+first frame decoded is checked: a seek that landed past the segment's start
+decodes from the file's start instead. Raw H.264/HEVC streams carry no
+timestamps at all: frames are numbered in presentation order and timed by the
+stream's frame rate (25 fps, with a warning, when it declares none).
 """
 
 from __future__ import annotations
@@ -23,6 +33,9 @@ from frs_cli.timecode import Clock
 
 # FFmpeg demuxers that read still images: a photo passed as footage.
 IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "gif")
+# Demuxers whose timestamp seeks are unreliable (no index): seek by byte position instead.
+BYTE_SEEK_FORMATS = ("mpegts", "mpeg", "mpegvideo", "h264", "hevc", "h263", "m4v", "vc1", "avs2")
+ASSUMED_FPS = Fraction(25)  # for a raw stream that declares no frame rate (FFmpeg's own default)
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,6 +51,9 @@ class VideoInfo:
     keyframe_pts: array
     end_pts: int  # pts just after the last frame
     declared_s: Fraction | None = None  # the duration the container's header claims
+    keyframe_pos: array | None = None  # byte position of each keyframe: seek by bytes
+    derived: str | None = None  # how times were derived when the stream has no timestamps
+    stream_note: str | None = None  # which video stream was chosen, when there are several
 
     @property
     def cut_short(self) -> bool:
@@ -67,6 +83,13 @@ class VideoInfo:
     def frame_number(self, pts: int) -> int:
         """0-based index of the frame with this pts, in presentation order."""
         return max(0, bisect.bisect_left(self.frame_pts, pts))
+
+    def seek_point(self, pts: int) -> tuple[int, int | None]:
+        """The keyframe to decode from to reach `pts`: its pts, and its byte position when
+        this file seeks by bytes (else None)."""
+        k = max(0, bisect.bisect_right(self.keyframe_pts, pts) - 1)
+        pos = self.keyframe_pos[k] if self.keyframe_pos is not None else None
+        return self.keyframe_pts[k], pos
 
 
 def open_container(path: str) -> Any:
@@ -117,31 +140,47 @@ def probe(path: str) -> VideoInfo:
     with container:
         if container.format.name in IMAGE_FORMATS or container.format.name.endswith("_pipe"):
             raise InputError(path, "is a still image, not a video; use `frs enroll` for photos")
-        if not container.streams.video:
-            kinds = sorted({s.type for s in container.streams}) or ["no"]
-            raise InputError(path, f"has no video stream ({', '.join(kinds)} streams only)")
-        stream = container.streams.video[0]
+        stream, note = choose_stream(container, path)
+        byte_seek = container.format.name in BYTE_SEEK_FORMATS
         time_base = stream.time_base or Fraction(1, 90000)
         origin = Fraction(container.start_time or 0, 1_000_000)
         pts_list: list[int] = []
         keys: list[int] = []
+        key_pos: list[int] = []
+        untimed = 0  # packets without any timestamp (raw streams)
         end_pts = None
         try:
             for packet in container.demux(stream):
-                pts = packet.pts if packet.pts is not None else packet.dts
-                if pts is None or packet.size == 0:
+                if packet.size == 0:
                     continue
+                pts = packet.pts if packet.pts is not None else packet.dts
+                if pts is None:
+                    pts = untimed  # numbered in decode order; only used if none has a time
+                    untimed += 1
                 pts_list.append(pts)
                 if packet.is_keyframe:
                     keys.append(pts)
+                    key_pos.append(packet.pos if packet.pos is not None else -1)
                 candidate = pts + (packet.duration or 0)
                 end_pts = candidate if end_pts is None else max(end_pts, candidate)
         except av.FFmpegError:
             pass  # a file cut mid-stream: index what is there; decoding reports the rest
         if not pts_list:
             raise InputError(path, "has a video stream but no frames in it")
+        derived = None
+        if untimed == len(pts_list):
+            # No timestamps at all: frames are numbered 0, 1, 2... in a time base of one frame.
+            rate, derived = _derived_rate(stream)
+            time_base, origin, end_pts = 1 / rate, Fraction(0), len(pts_list)
+            byte_seek = True
+        elif untimed:
+            raise InputError(path, "some frames have timestamps and some do not; remux it")
+        # Byte positions only where every keyframe has one and they ascend with time.
+        pairs = sorted(zip(keys, key_pos, strict=True))
+        keys = [k for k, _ in pairs]
+        positions = [p for _, p in pairs]
+        use_pos = byte_seek and all(p >= 0 for p in positions) and positions == sorted(positions)
         pts_list.sort()
-        keys.sort()
         ctx = stream.codec_context
         width, height = ctx.width, ctx.height
         rotation = _stream_rotation(container, stream)
@@ -161,7 +200,61 @@ def probe(path: str) -> VideoInfo:
             keyframe_pts=array("q", keys or pts_list[:1]),
             end_pts=end_pts,
             declared_s=Fraction(container.duration, 1_000_000) if container.duration else None,
+            keyframe_pos=array("q", positions) if use_pos and keys else None,
+            derived=derived,
+            stream_note=note,
         )
+
+
+def choose_stream(container: Any, path: str) -> tuple[Any, str | None]:
+    """The video stream a player shows: not a cover picture, the largest picture, then
+    the one marked default, then the first. Also a note saying so when there is a choice."""
+    import av
+
+    videos = list(container.streams.video)
+    if not videos:
+        kinds = sorted({s.type for s in container.streams}) or ["no"]
+        raise InputError(path, f"has no video stream ({', '.join(kinds)} streams only)")
+    flags = av.stream.Disposition
+
+    def rank(s: Any) -> tuple[bool, int, bool, int]:
+        disposition = s.disposition or 0
+        ctx = s.codec_context
+        return (
+            not disposition & flags.attached_pic,
+            (ctx.width or 0) * (ctx.height or 0),
+            bool(disposition & flags.default),
+            -s.index,
+        )
+
+    best = max(videos, key=rank)
+    if len(videos) == 1:
+        return best, None
+    others = ", ".join(
+        f"#{s.index} {s.codec_context.width}x{s.codec_context.height}"
+        for s in videos
+        if s is not best
+    )
+    ctx = best.codec_context
+    return best, (
+        f"{len(videos)} video streams; scanning stream #{best.index} "
+        f"({ctx.width}x{ctx.height} {ctx.name}), the largest; not {others}"
+    )
+
+
+def _derived_rate(stream: Any) -> tuple[Fraction, str]:
+    """The frame rate that times a stream without timestamps, and how it was found."""
+    declared = stream.codec_context.framerate or stream.average_rate
+    return derived_rate(Fraction(declared) if declared else None)
+
+
+def derived_rate(declared: Fraction | None) -> tuple[Fraction, str]:
+    if declared and 1 <= declared <= 1000:
+        return declared, f"times derived from the stream's frame rate ({float(declared):g} fps)"
+    return ASSUMED_FPS, (
+        f"times derived from an assumed {float(ASSUMED_FPS):g} fps: the stream declares no "
+        "frame rate, so times may be off by that ratio"
+    )
 
 
 def _stream_rotation(container: Any, stream: Any) -> int:
@@ -240,19 +333,68 @@ class DecodeCounters:
     decoded: int = 0
     errors: int = 0
     last_error: str | None = None
+    reseeks: int = 0  # seeks that landed past the segment's start and were redone
 
 
 def iter_frames(
-    container: Any, stream: Any, start_pts: int | None, counters: DecodeCounters, max_errors: int
+    container: Any,
+    stream: Any,
+    seek: tuple[int, int | None] | None,
+    start_pts: int | None,
+    counters: DecodeCounters,
+    max_errors: int,
+    numbered: bool = False,
 ) -> Iterator[Any]:
-    """Frames from the keyframe at or before `start_pts`, tolerating corrupt packets.
+    """Frames from the keyframe `seek` = (pts, byte position or None), tolerating corrupt
+    packets. A seek that lands past `start_pts` (or on nothing decodable) is retried from
+    the file's start, so no frame of the segment is lost. With `numbered` (a stream without
+    timestamps), frames get pts 0, 1, 2... counted from the keyframe's number.
 
     Raises InputError once more than `max_errors` packets failed to decode.
     """
+    if seek is None or (numbered and seek[1] is None):
+        # From the start (a raw stream with no byte positions cannot seek at all).
+        yield from _numbered(
+            _decode(container, stream, counters, max_errors, numbered), 0, numbered
+        )
+        return
+    key_pts, pos = seek
+    if pos is not None:
+        container.seek(pos, unsupported_byte_offset=True)
+    else:
+        container.seek(key_pts, stream=stream, backward=True, any_frame=False)
+    frames = _numbered(
+        _decode(container, stream, counters, max_errors, numbered), key_pts, numbered
+    )
+    first = next(frames, None)
+    if first is not None and (start_pts is None or first.pts <= start_pts):
+        yield first
+        yield from frames
+        return
+    # Landed past the start, or decoded nothing: decode from the start instead (the
+    # frames before the segment are skipped by the caller, as after any seek).
+    counters.reseeks += 1
+    if pos is not None or numbered:
+        container.seek(0, unsupported_byte_offset=True)
+    else:
+        container.seek(0)
+    yield from _numbered(_decode(container, stream, counters, max_errors, numbered), 0, numbered)
+
+
+def _numbered(frames: Iterator[Any], first: int, numbered: bool) -> Iterator[Any]:
+    if not numbered:
+        yield from frames
+        return
+    for n, frame in enumerate(frames, start=first):
+        frame.pts = n
+        yield frame
+
+
+def _decode(
+    container: Any, stream: Any, counters: DecodeCounters, max_errors: int, untimed: bool
+) -> Iterator[Any]:
     import av
 
-    if start_pts is not None:
-        container.seek(start_pts, stream=stream, backward=True, any_frame=False)
     packets = container.demux(stream)
     while True:
         try:
@@ -275,7 +417,7 @@ def iter_frames(
                 ) from None
             continue
         for frame in frames:
-            if frame.pts is None:
+            if frame.pts is None and not untimed:
                 continue
             counters.decoded += 1
             yield frame

@@ -123,6 +123,11 @@ class Segment:
     start_pts: int | None  # None: from the first frame
     end_pts: int | None  # None: to the last frame
     config: AnalysisConfig = field(default_factory=AnalysisConfig)
+    # Where decoding starts: the keyframe (pts, byte position or None) at or before
+    # start_pts; None from the file's start (decode.iter_frames).
+    seek: tuple[int, int | None] | None = None
+    time_base: Fraction | None = None  # the probe's, when it differs from the stream's
+    numbered: bool = False  # the stream has no timestamps: frames are numbered instead
 
 
 @dataclass(frozen=True)
