@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from frs_cli import decode, detect, views
+from frs_cli import decode, detect, progress_report, views
 from frs_cli.encode import face_encoding
 from frs_cli.errors import InputError
 from frs_cli.records import (
@@ -512,16 +512,25 @@ def analyse_segment(segment: Segment) -> SegmentResult:
     try:
         container = decode.open_container(segment.path)
         with container:
-            stream = container.streams.video[segment.stream_index]
+            stream = container.streams[segment.stream_index]  # the container's own index
             stream.thread_type = "AUTO"
             stream.codec_context.thread_count = 1  # the pool's processes already use the cores
             ctx = stream.codec_context
+            time_base = segment.time_base or stream.time_base
             frames = decode.iter_frames(
-                container, stream, segment.start_pts, counters, segment.config.max_decode_errors
+                container,
+                stream,
+                segment.seek,
+                segment.start_pts,
+                counters,
+                segment.config.max_decode_errors,
+                segment.numbered,
             )
+            reporter = progress_report.Reporter(segment.path, segment.index)
             for frame in _timed_iter(frames, "decode"):
                 if segment.end_pts is not None and frame.pts >= segment.end_pts:
                     break
+                reporter.frame(frame.pts)
                 if scanner is None:
                     rotation = decode.normal_rotation(getattr(frame, "rotation", 0) or 0)
                     w, h = (
@@ -529,7 +538,7 @@ def analyse_segment(segment: Segment) -> SegmentResult:
                         if rotation in (90, 270)
                         else (ctx.width, ctx.height)
                     )
-                    scanner = SegmentScanner(segment, stream.time_base, w, h, rotation)
+                    scanner = SegmentScanner(segment, time_base, w, h, rotation)
                 scanner.feed(frame)
                 if segment.start_pts is None or frame.pts >= segment.start_pts:
                     last_pts = frame.pts

@@ -34,3 +34,10 @@ class InputError(FrsError):
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+
+
+def internal_error(err: BaseException) -> str:
+    """The one line an unforeseen exception becomes (never a traceback unless asked)."""
+    text = str(err).splitlines()[0] if str(err) else ""
+    what = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    return f"internal error ({what}); FRS_DEBUG=1 shows the traceback"

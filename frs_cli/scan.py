@@ -4,19 +4,22 @@ watchlist matches -> rows, written in input order as each file completes."""
 from __future__ import annotations
 
 import math
+import os
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import BrokenExecutor, Future
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from frs_cli import decode, inputs
+from frs_cli import decode, inputs, progress_report
 from frs_cli.analyse import MATCH_IOU, analyse_segment
-from frs_cli.errors import InputError
+from frs_cli.errors import FrsError, InputError, internal_error
 from frs_cli.executors import Executor
 from frs_cli.records import (
     AnalysisConfig,
@@ -86,10 +89,15 @@ class ScanStats:
 class Events:
     """What a scan reports as it goes; the CLI subclasses it for progress and messages."""
 
-    def file_started(self, info: decode.VideoInfo, segments: int) -> None: ...
+    def file_started(self, info: decode.VideoInfo, segments: list[Segment]) -> None: ...
     def segment_done(self, info: decode.VideoInfo, result: SegmentResult) -> None: ...
     def file_done(self, outcome: FileOutcome) -> None: ...
     def failed(self, path: str, reason: str) -> None: ...
+    def warning(self, path: str, text: str) -> None: ...
+    def note(self, path: str, text: str) -> None: ...
+    def segment_progress(self, info: decode.VideoInfo, segment: Segment, pts: int) -> None:
+        """A running segment decoded up to `pts` (called from another thread)."""
+
     def skipped(self, path: str, reason: str) -> None: ...
     def resumed(self, path: str) -> None: ...
 
@@ -111,9 +119,21 @@ def plan_segments(info: decode.VideoInfo, workers: int, config: AnalysisConfig) 
         if cut > (cuts[-1] if cuts else first):
             cuts.append(cut)
     bounds: list[int | None] = [None, *cuts, None]
+    numbered = info.derived is not None
     return [
-        Segment(info.path, info.stream_index, i, len(bounds) - 1, bounds[i], bounds[i + 1], config)
-        for i in range(len(bounds) - 1)
+        Segment(
+            info.path,
+            info.stream_index,
+            i,
+            len(bounds) - 1,
+            start,
+            bounds[i + 1],
+            config,
+            seek=None if start is None else info.seek_point(start),
+            time_base=info.clock.time_base if numbered else None,
+            numbered=numbered,
+        )
+        for i, start in enumerate(bounds[:-1])
     ]
 
 
@@ -219,12 +239,27 @@ def assemble(
                 frame_jpeg=enc.frame_jpeg,
             )
         )
-    # How far decoding got, and why it stopped early if it did.
+    # How far decoding got, and why it stopped early if it did. A segment that stopped
+    # before its last frame without an error is an error too: frames the probe listed were
+    # never analysed (an MPEG-TS seek once lost half a file this way, silently).
     errors = [r.error for r in results if r.error]
-    reached = [r.last_pts for r in results if r.last_pts is not None]
-    last = max(reached) if reached else info.frame_pts[0]
-    broke_off = any(r.last_pts is None or r.last_pts < _last_frame_before(info, r) for r in results)
-    outcome.analysed_s = (last - info.frame_pts[0]) * clock.time_base
+    outcome.analysed_s = Fraction(0)
+    broke_off = False
+    for r in results:
+        start = r.segment.start_pts if r.segment.start_pts is not None else info.frame_pts[0]
+        end = r.segment.end_pts if r.segment.end_pts is not None else info.end_pts
+        complete = r.last_pts is not None and r.last_pts >= _last_frame_before(info, r)
+        reached = end if complete else (r.last_pts if r.last_pts is not None else start)
+        outcome.analysed_s += max(0, reached - start) * clock.time_base
+        if not complete:
+            broke_off = True
+            if not r.error:
+                stop = float(clock.seconds(reached))
+                errors.append(
+                    f"part {r.segment.index + 1} of {r.segment.count} stopped at {stop:.3f} s, "
+                    f"before its end at {float(clock.seconds(end)):.3f} s, without a decoding "
+                    "error (frames were listed but not decoded)"
+                )
     if info.cut_short and not errors:
         assert info.declared_s is not None
         errors.append(
@@ -249,6 +284,17 @@ def _last_frame_before(info: decode.VideoInfo, result: SegmentResult) -> int:
         return info.frame_pts[-1]
     idx = info.frame_number(end) - 1
     return info.frame_pts[max(0, idx)]
+
+
+def _result(future: Future[SegmentResult], segment: Segment, executor: Executor) -> SegmentResult:
+    """A segment's result. A worker that died (a crash in native code, the OOM killer)
+    breaks the whole process pool: the pool is restarted and the segment tried once more,
+    so one bad file does not take the others with it."""
+    try:
+        return future.result()
+    except BrokenExecutor:
+        executor.recover()
+        return executor.submit(analyse_segment, segment).result()
 
 
 def iter_videos(
@@ -284,7 +330,7 @@ def run_scan(
         watchlist_faces=watchlist.size, watchlist_identities=len(watchlist.identities())
     )
     started = time.monotonic()
-    queue: deque[tuple[decode.VideoInfo, list[Future[SegmentResult]]]] = deque()
+    queue: deque[tuple[decode.VideoInfo, list[Segment], list[Future[SegmentResult]]]] = deque()
     in_flight = 0
     limit = max(2, executor.workers * 2)
 
@@ -304,20 +350,48 @@ def run_scan(
             report.resumed(path)
 
     counting = _Counter()
+    running: dict[str, tuple[decode.VideoInfo, list[Segment]]] = {}
+
+    def on_progress(r: progress_report.Report) -> None:
+        found = running.get(r.path)
+        if found is not None and r.segment < len(found[1]):
+            report.segment_progress(found[0], found[1][r.segment], r.pts)
+
+    executor.listen(on_progress)
 
     def finish_oldest() -> None:
         nonlocal in_flight
-        info, futures = queue.popleft()
+        info, segments, futures = queue.popleft()
         results = []
-        for fut in futures:
-            result = fut.result()
-            in_flight -= 1
+        crashed: str | None = None
+        for segment, fut in zip(segments, futures, strict=True):
+            try:
+                result = _result(fut, segment, executor)
+            except Exception as err:  # noqa: BLE001 - fails this file only (FRS_DEBUG: raise)
+                if os.environ.get("FRS_DEBUG"):
+                    raise
+                crashed = crashed or internal_error(err)
+                continue
+            finally:
+                in_flight -= 1
             report.segment_done(info, result)
             results.append(result)
             for stage, seconds in result.stage_seconds:
                 stats.add_stage(stage, seconds)
+        running.pop(info.path, None)
+        if crashed is not None:
+            counting.failed(info.path, crashed)
+            return
         t0 = time.perf_counter()
-        outcome = assemble(info, results, watchlist, cfg)
+        try:
+            outcome = assemble(info, results, watchlist, cfg)
+        except (FrsError, sqlite3.Error, OSError, KeyboardInterrupt):
+            raise  # the watchlist or the output failed: no later file can do better
+        except Exception as err:  # noqa: BLE001
+            if os.environ.get("FRS_DEBUG"):
+                raise
+            counting.failed(info.path, internal_error(err))
+            return
         stats.add_stage("index", time.perf_counter() - t0)
         stats.footage_s += outcome.analysed_s
         stats.frames_analysed += outcome.frames_analysed
@@ -325,21 +399,36 @@ def run_scan(
         stats.tracks += outcome.tracks
         stats.alerts += sum(1 for a in outcome.appearances if a.identity is not None)
         emit(outcome)
+        entry: dict[str, Any] = {
+            "path": info.path,
+            "status": "partial" if outcome.error else "ok",
+            "duration_s": round(float(info.duration_s), 3),
+            "analysed_s": round(float(outcome.analysed_s), 3),
+        }
+        if info.derived:
+            entry["times"] = info.derived
         if outcome.error:
+            entry["reason"] = outcome.error
             stats.files_failed += 1
             stats.files_partial += 1
-            stats.inputs.append({"path": info.path, "status": "partial", "reason": outcome.error})
+            stats.inputs.append(entry)
             report.failed(info.path, outcome.error)
         else:
             stats.files_ok += 1
-            stats.inputs.append({"path": info.path, "status": "ok"})
+            stats.inputs.append(entry)
         report.file_done(outcome)
 
     try:
         for info in iter_videos(cfg, counting, skip):
             segments = plan_segments(info, executor.workers, cfg.analysis)
-            report.file_started(info, len(segments))
-            queue.append((info, [executor.submit(analyse_segment, s) for s in segments]))
+            running[info.path] = (info, segments)
+            report.file_started(info, segments)
+            if info.derived:
+                report.warning(info.path, info.derived)
+            if info.stream_note:
+                report.note(info.path, info.stream_note)
+            futures = [executor.submit(analyse_segment, s) for s in segments]
+            queue.append((info, segments, futures))
             in_flight += len(segments)
             while in_flight > limit and queue:
                 finish_oldest()
