@@ -12,13 +12,16 @@ rows are neither lost nor duplicated.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+from frs_cli import progress_report
 from frs_cli.errors import UsageError
 from frs_cli.executors import Executor
+from frs_cli.threads import one_blas_thread
+
+TOPIC = "frs-progress"  # the event topic that carries progress reports to the client
 
 INSTALL = 'pip install "frs[distributed]" (or: pip install "dask[distributed]")'
 
@@ -44,7 +47,11 @@ def _on_worker(fn: Callable[[Any], Any], arg: Any) -> Any:
     import dataclasses
     import socket
 
-    result = fn(arg)
+    progress_report.set_sink(_log_event)
+    try:
+        result = fn(arg)
+    finally:
+        progress_report.set_sink(None)
     error = getattr(result, "error", None)
     if error and ("no such file" in error or "permission denied" in error):
         where = socket.gethostname()
@@ -56,6 +63,12 @@ def _on_worker(fn: Callable[[Any], Any], arg: Any) -> Any:
     return result
 
 
+def _log_event(report: progress_report.Report) -> None:
+    from dask.distributed import get_worker
+
+    get_worker().log_event(TOPIC, [report.path, report.segment, report.pts])
+
+
 class DaskExecutor(Executor):
     name = "dask"
 
@@ -65,8 +78,14 @@ class DaskExecutor(Executor):
         info = self.client.scheduler_info()
         # Count worker threads: each runs one segment at a time.
         self.workers = max(1, sum(w.get("nthreads", 1) for w in info["workers"].values()))
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ.setdefault(var, "1")
+        one_blas_thread()
+
+    def listen(self, callback: Callable[[progress_report.Report], None]) -> None:
+        def handler(event: Any) -> None:
+            _, (path, segment, pts) = event
+            callback(progress_report.Report(path, segment, pts))
+
+        self.client.subscribe_topic(TOPIC, handler)
 
     def submit(self, fn: Callable[[Any], Any], arg: Any) -> Future[Any]:
         # pure=False: a segment re-submitted in another scan is computed again.

@@ -1,23 +1,12 @@
-"""The `frs` command's entry point: settles the process before anything heavy is imported.
-
-numpy's OpenBLAS starts one thread per core when numpy is imported, and those threads
-spin after each call. The frs parent only does small vector searches, and the workers
-run one per core, so one BLAS thread per process is right; it must be set before
-numpy is first imported (measured: the parent's start-up CPU 0.36 s -> 0.24 s on the
-Hamilton clip, time the workers loading their models then have to themselves).
-"""
+"""The `frs` command's entry point: settles the process before anything heavy is imported
+(one BLAS thread per process, before numpy loads: see frs_cli.threads)."""
 
 from __future__ import annotations
 
 import os
 import sys
 
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def one_blas_thread() -> None:
-    for var in THREAD_VARS:
-        os.environ.setdefault(var, "1")
+from frs_cli.threads import one_blas_thread
 
 
 def main() -> None:
