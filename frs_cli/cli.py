@@ -14,7 +14,7 @@ from typing import IO, Any
 import click
 
 from frs_cli import __version__
-from frs_cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_PARTIAL, FrsError
+from frs_cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_PARTIAL, FrsError, internal_error
 from frs_cli.records import AnalysisConfig
 
 FORMATS = ("csv", "jsonl", "json")
@@ -26,17 +26,25 @@ def _default_workers() -> int:
 
 
 class FrsGroup(click.Group):
-    """Turns FrsError into `Error: message` and its exit code (FRS_DEBUG=1: the traceback)."""
+    """Turns FrsError into `Error: message` and its exit code, and any other exception
+    into one `Error: internal error (...)` line and exit 1: never a traceback unless
+    FRS_DEBUG=1 asks for it."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except FrsError as err:
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as err:
             if os.environ.get("FRS_DEBUG"):
                 raise
+            if isinstance(err, FrsError):
+                message, code = str(err), err.exit_code
+            else:
+                message, code = internal_error(err), EXIT_FAILURE
             # ClickException prints "Error: message" to stderr and exits with exit_code.
-            kind = type("FrsClickException", (click.ClickException,), {"exit_code": err.exit_code})
-            raise kind(str(err)) from None
+            kind = type("FrsClickException", (click.ClickException,), {"exit_code": code})
+            raise kind(message) from None
 
 
 @click.group(cls=FrsGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -359,6 +367,8 @@ def _check_resume(out: Path | None, fmt: str) -> None:
 
     if out is None:
         raise UsageError("--resume needs --out FILE: the output of the scan to continue")
+    if not _regular(out):
+        raise UsageError(f"--resume needs --out to be a regular file; {out} is not")
     if fmt == "json":
         raise UsageError("--resume works with --format csv or jsonl (a JSON array cannot grow)")
 
@@ -369,8 +379,8 @@ def _journal(out: Path | None, fmt: str, resume: bool, cfg: Any, wl_fingerprint:
 
     from frs_cli.resume import Journal, settings_key
 
-    if out is None or fmt == "json":
-        return None
+    if out is None or fmt == "json" or not _regular(out):
+        return None  # stdout, a JSON array, or a device or pipe: nothing to resume from
     settings = {
         "format": fmt,
         "tolerance": cfg.tolerance,
@@ -380,6 +390,18 @@ def _journal(out: Path | None, fmt: str, resume: bool, cfg: Any, wl_fingerprint:
         "watchlist": wl_fingerprint,
     }
     return Journal.start(out, settings_key(settings), resume and out.exists())
+
+
+def _regular(path: Path) -> bool:
+    """A regular file, or none yet (one will be created); not /dev/null, a FIFO, a tty."""
+    import stat
+
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
 
 
 def _scan_to(
@@ -407,7 +429,7 @@ def _scan_to(
     else:
         columns = writers.APPEARANCE_COLUMNS
     if fmt == "csv":
-        at_start = stream is sys.stdout or stream.tell() == 0
+        at_start = stream is sys.stdout or not stream.seekable() or stream.tell() == 0
         writer: writers.Writer = writers.CsvWriter(stream, columns, header=at_start)
     else:
         writer = writers.WRITERS[fmt](stream, columns)
@@ -491,6 +513,12 @@ def _print_summary(stats: Any, cfg: Any) -> None:
         f"{cfg.tolerance} against {stats.watchlist_identities} identities "
         f"({stats.watchlist_faces} faces)",
     ]
+    derived = [i["path"] for i in stats.inputs if "times" in i]
+    if derived:
+        lines.append(
+            f"times derived from the frame rate, not read from the file, for {len(derived)} "
+            f"file(s) without timestamps: {', '.join(derived[:3])}{' ...' if len(derived) > 3 else ''}"
+        )
     for line in lines:
         click.echo(line, err=True)
     click.echo(PRECISION_NOTE, err=True)
@@ -732,9 +760,9 @@ def watchlist_verify(watchlist: Path | None) -> None:
     from frs_cli.watchlist import Watchlist
 
     path = _watchlist_path(watchlist)
-    with Watchlist.open(path) as wl:
+    with Watchlist.open(path, check=False) as wl:
         problems = wl.verify()
-        faces = wl.face_count()
+        faces = wl.face_count() if not problems else 0
     for problem in problems:
         click.echo(f"problem: {problem}", err=True)
     if problems:
@@ -900,6 +928,9 @@ def _summary(stats: Any, cfg: Any, model_id: str) -> dict[str, Any]:
         "quick_fps": cfg.analysis.quick_fps,
         "workers": cfg.workers,
         "interrupted": stats.interrupted,
+        # Per input: status, and for videos the probed and the analysed duration (equal
+        # unless the reason says why not) and how times were derived where the file has none.
+        "inputs": stats.inputs,
         "stage_seconds": {k: round(v, 3) for k, v in sorted(stats.stage_seconds.items())},
     }
 

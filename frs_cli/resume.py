@@ -76,7 +76,7 @@ class Journal:
     def record(self, source: str, rows: int, stream: IO[str]) -> None:
         """Call after `source`'s rows are written: makes them durable, then journals them."""
         stream.flush()
-        os.fsync(stream.fileno())
+        os.fsync(stream.fileno())  # the journal is only kept for regular files (cli._journal)
         size = os.fstat(stream.fileno()).st_size
         entry = {**fast_fingerprint(source), "rows": rows, "offset": size}
         self._write(entry)
