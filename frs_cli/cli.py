@@ -173,11 +173,20 @@ def _map(executor: Any, fn: Callable[[Any], Any], items: list[Any]) -> Iterator[
 )
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="csv", show_default=True)
 @click.option(
+    "--fpir",
+    type=click.FloatRange(0.0001, 0.5),
+    default=None,
+    help="The rule in force unless --tolerance is given: alert when the nearest identity "
+    "is within a distance AND clearly nearer than the next one (a margin), both chosen for "
+    "this watchlist so that about this share of faces of people NOT on it alert, with the "
+    "fewest misses. Default 0.01.",
+)
+@click.option(
     "--tolerance",
     type=click.FloatRange(0, 2),
-    default=0.6,
-    show_default=True,
-    help="Largest face distance that counts as a match (face_recognition's scale).",
+    default=None,
+    help="Instead of --fpir: a fixed rule, face_recognition's (match if the nearest "
+    "identity is within this distance; 0.6 there), whatever the watchlist's size.",
 )
 @click.option(
     "--sample-fps",
@@ -248,7 +257,8 @@ def scan(
     watchlist: Path | None,
     out: Path | None,
     fmt: str,
-    tolerance: float,
+    fpir: float | None,
+    tolerance: float | None,
     sample_fps: float,
     detect_fps: float,
     quick_fps: float,
@@ -272,12 +282,17 @@ def scan(
     identity) as each file completes. Exit code 0: all inputs scanned; 3: some
     failed (one line each on stderr), the rest were scanned; 1: nothing could be done.
     """
+    import dataclasses
+
+    from frs_cli import calibration
+    from frs_cli.errors import UsageError
     from frs_cli.scan import ScanConfig
 
+    if fpir is not None and tolerance is not None:
+        raise UsageError("give --fpir (a rule chosen per watchlist) or --tolerance, not both")
     cfg = ScanConfig(
         inputs=footage,
         watchlist=_watchlist_path(watchlist),
-        tolerance=tolerance,
         analysis=AnalysisConfig(
             model=model,
             min_face=min_face,
@@ -308,6 +323,12 @@ def scan(
                     f"the watchlist {cfg.watchlist} is empty; enrol photos with `frs enroll`"
                 )
             wl_fingerprint = wl.fingerprint()
+            rule = (
+                calibration.fixed(tolerance, wl.calibration())
+                if tolerance is not None
+                else wl.rule(fpir if fpir is not None else calibration.DEFAULT_FPIR)
+            )
+            cfg = dataclasses.replace(cfg, rule=rule)
             journal = _journal(out, fmt, resume, cfg, wl_fingerprint)
             with (
                 _output(out, journal.offset if journal else 0) as stream,
@@ -325,7 +346,8 @@ def scan(
             inputs=[{**audit.fast_fingerprint(i["path"]), **i} for i in stats.inputs],
             output=str(out) if out else "stdout",
             format=fmt,
-            threshold=cfg.tolerance,
+            threshold=cfg.rule.threshold,
+            rule=cfg.rule.to_dict(),
             unmatched_rows=cfg.unmatched,
             counts={
                 k: summary[k]
@@ -383,7 +405,7 @@ def _journal(out: Path | None, fmt: str, resume: bool, cfg: Any, wl_fingerprint:
         return None  # stdout, a JSON array, or a device or pipe: nothing to resume from
     settings = {
         "format": fmt,
-        "tolerance": cfg.tolerance,
+        "rule": cfg.rule.to_dict(),
         "analysis": dataclasses.asdict(cfg.analysis),
         "detections": cfg.detections,
         "unmatched": cfg.unmatched,
@@ -501,6 +523,7 @@ def _output(out: Path | None, keep: int = 0) -> Iterator[IO[str]]:
 
 
 def _print_summary(stats: Any, cfg: Any) -> None:
+    from frs_cli import calibration
     from frs_cli.timecode import format_tc
 
     speed = float(stats.footage_s) / stats.wall_s if stats.wall_s else 0.0
@@ -509,9 +532,9 @@ def _print_summary(stats: Any, cfg: Any) -> None:
         f"{stats.wall_s:.1f} s ({speed:.1f}x real time); {stats.files_failed} failed",
         f"{stats.frames_analysed} frames analysed, {stats.faces} face detections in "
         f"{stats.tracks} faces followed (tracks), {stats.alerts} alerts (matched appearances), "
-        f"{1000 * stats.alerts / stats.tracks if stats.tracks else 0:.1f} per 1,000 faces, at tolerance "
-        f"{cfg.tolerance} against {stats.watchlist_identities} identities "
-        f"({stats.watchlist_faces} faces)",
+        f"{1000 * stats.alerts / stats.tracks if stats.tracks else 0:.1f} per 1,000 faces, "
+        f"against {stats.watchlist_identities} identities ({stats.watchlist_faces} faces)",
+        *calibration.summary_lines(cfg.rule, stats.tracks),
     ]
     derived = [i["path"] for i in stats.inputs if "times" in i]
     if derived:
@@ -681,8 +704,17 @@ def _open_for_change(path: Path) -> Any:
 
 @watchlist.command("info")
 @watchlist_option
-def watchlist_info(watchlist: Path | None) -> None:
-    """Identities, faces, encoder, schema, index state and file sizes."""
+@click.option(
+    "--fpir",
+    type=click.FloatRange(0.0001, 0.5),
+    default=0.01,
+    show_default=True,
+    help="Show the alert rule frs scan would use for this false-alert rate.",
+)
+def watchlist_info(watchlist: Path | None, fpir: float) -> None:
+    """Identities, faces, encoder, schema, index state, file sizes, and the alert rule
+    `frs scan --fpir` would use, with its estimated error rates and how they were found."""
+    from frs_cli import calibration
     from frs_cli.watchlist import EXACT_LIMIT, Watchlist
 
     path = _watchlist_path(watchlist)
@@ -700,7 +732,17 @@ def watchlist_info(watchlist: Path | None) -> None:
             f"(exact below {EXACT_LIMIT:,} faces); index {wl.index_state()}"
             + (f", ef {wl.ef}" if faces >= EXACT_LIMIT else ""),
         ]
-        for p in (path, wl.index_path, wl.index_meta_path):
+        if faces:
+            rule = wl.rule(fpir)
+            lines += [f"at --fpir {fpir:g}, {calibration.summary_lines(rule, 0)[0]}"]
+            lines += calibration.summary_lines(rule, 0)[1:2]
+            fixed = calibration.fixed(0.6, wl.calibration())
+            if fixed.fpir is not None:
+                lines.append(
+                    f"for comparison, face_recognition's fixed 0.6: estimated FPIR "
+                    f"{fixed.fpir:.4f}, FNIR {fixed.fnir:.2f}"
+                )
+        for p in (path, wl.index_path, wl.index_meta_path, wl.calibration_path):
             if p.exists():
                 lines.append(f"file: {p} ({p.stat().st_size:,} bytes)")
     for line in lines:
@@ -902,6 +944,8 @@ def doctor() -> None:
 
 
 def _summary(stats: Any, cfg: Any, model_id: str) -> dict[str, Any]:
+    from frs_cli import calibration
+
     faces = stats.faces
     return {
         "files_scanned": stats.files_ok,
@@ -919,7 +963,9 @@ def _summary(stats: Any, cfg: Any, model_id: str) -> dict[str, Any]:
         "note": PRECISION_NOTE,
         "watchlist_identities": stats.watchlist_identities,
         "watchlist_faces": stats.watchlist_faces,
-        "tolerance": cfg.tolerance,
+        "rule": cfg.rule.to_dict(),
+        "rule_text": cfg.rule.describe(),
+        "expected_false_alerts": calibration.expected_false_alerts(cfg.rule, stats.tracks),
         "encoder": model_id,
         "detector": cfg.analysis.model,
         "min_face_px": cfg.analysis.min_face,

@@ -147,6 +147,7 @@ class Match:
     identity: str
     distance: float
     margin: float  # distance to the best *other* identity minus `distance` (inf if none)
+    second: str | None = None  # that other identity (None if the watchlist has one)
 
 
 @dataclass(frozen=True)
@@ -164,5 +165,6 @@ class Appearance:
     detections: int
     box: Box
     sightings: tuple[tuple[int, Fraction, Box], ...] = ()  # (frame, seconds, box)
+    second_identity: str | None = None  # the next-nearest identity (the margin is to it)
     face_jpeg: bytes = b""
     frame_jpeg: bytes = b""

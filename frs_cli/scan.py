@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from frs_cli import decode, inputs, progress_report
+from frs_cli import calibration, decode, inputs, progress_report
 from frs_cli.analyse import MATCH_IOU, analyse_segment
+from frs_cli.calibration import Rule
 from frs_cli.errors import FrsError, InputError, internal_error
 from frs_cli.executors import Executor
 from frs_cli.records import (
@@ -44,7 +45,7 @@ KEYFRAME_SLACK = 0.05  # cut at a keyframe when one is this near (share of a seg
 class ScanConfig:
     inputs: tuple[str, ...]
     watchlist: Path
-    tolerance: float = 0.6
+    rule: Rule = field(default_factory=lambda: calibration.fixed(0.6))
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     workers: int = 1
     detections: bool = False
@@ -176,13 +177,12 @@ def join_segments(
     )
 
 
-def identify(
-    tracks: list[Track], watchlist: Watchlist, tolerance: float
-) -> list[tuple[str | None, float | None, float | None, FaceEncoding]]:
-    """Per track: (identity or None, distance, margin, the encoding that decided it)."""
+def identify(tracks: list[Track], watchlist: Watchlist, rule: Rule) -> list[Identified]:
+    """Per track: the identity (None: no alert under `rule`), its distance and margin,
+    the next identity, and the encoding that decided it (the nearest of the track's)."""
     vectors = [e.vector for t in tracks for e in t.encodings]
     matches = watchlist.search(np.stack(vectors)) if vectors else []
-    out: list[tuple[str | None, float | None, float | None, FaceEncoding]] = []
+    out: list[Identified] = []
     k = 0
     for track in tracks:
         best = None
@@ -191,12 +191,22 @@ def identify(
             k += 1
             if m is not None and (best is None or m.distance < best[0].distance):
                 best = (m, enc)
-        if best is not None and best[0].distance <= tolerance:
-            out.append((best[0].identity, best[0].distance, best[0].margin, best[1]))
+        if best is not None and rule.alerts(best[0].distance, best[0].margin):
+            m = best[0]
+            out.append(Identified(m.identity, m.distance, m.margin, m.second, best[1]))
         else:
             top = max(track.encodings, key=lambda e: e.quality)
-            out.append((None, best[0].distance if best else None, None, top))
+            out.append(Identified(None, best[0].distance if best else None, None, None, top))
     return out
+
+
+@dataclass(frozen=True)
+class Identified:
+    identity: str | None
+    distance: float | None
+    margin: float | None
+    second: str | None
+    encoding: FaceEncoding
 
 
 def assemble(
@@ -212,9 +222,10 @@ def assemble(
     outcome.tracks = len(tracks)
     outcome.frames_analysed = sum(r.frames_analysed for r in results)
     outcome.faces = sum(len(t.sightings) for t in tracks)
-    for track_id, (track, (identity, distance, margin, enc)) in enumerate(
-        zip(tracks, identify(tracks, watchlist, cfg.tolerance), strict=True), start=1
+    for track_id, (track, found) in enumerate(
+        zip(tracks, identify(tracks, watchlist, cfg.rule), strict=True), start=1
     ):
+        identity, enc = found.identity, found.encoding
         if identity is None and not cfg.unmatched:
             continue
         sightings: tuple[tuple[int, Fraction, Box], ...] = ()
@@ -230,11 +241,12 @@ def assemble(
                 end_s=clock.seconds(track.end_pts),
                 best_s=clock.seconds(enc.pts),
                 identity=identity,
-                distance=distance,
-                margin=margin,
+                distance=found.distance,
+                margin=found.margin,
                 detections=len(track.sightings),
                 box=enc.box,
                 sightings=sightings,
+                second_identity=found.second,
                 face_jpeg=enc.face_jpeg,
                 frame_jpeg=enc.frame_jpeg,
             )

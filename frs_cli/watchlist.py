@@ -21,13 +21,16 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from frs_cli.errors import WatchlistError
 from frs_cli.hashing import fast_sha256, sha256_file
 from frs_cli.records import Match
+
+if TYPE_CHECKING:
+    from frs_cli.calibration import Calibration, Rule
 
 SCHEMA_VERSION = 1
 DIM = 128
@@ -36,6 +39,7 @@ HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 200
 HNSW_EF = 192  # recall@1 0.992 at 1M faces, p50 0.74 ms (benchmarks/watchlist_scale.py)
 NEIGHBOURS = 32  # asked of the index per query, then grouped by identity
+CALIBRATION_VERSION = 1  # of W.calibration.json's layout and of the estimates in it
 CHECK_ON_OPEN_BYTES = 128 << 20  # stores up to this size are checked at every open (SQLite's
 # quick_check reads ~600 MB/s warm: 87 MB in 0.14 s); larger ones before every change
 
@@ -495,10 +499,71 @@ class Watchlist:
         order = np.argsort(dist, kind="stable")
         first = labels[order[0]]
         best = float(dist[order[0]])
-        second = next((float(dist[i]) for i in order if labels[i] != first), float(dist[order[-1]]))
+        runner = next((i for i in order if labels[i] != first), None)
+        second = float(dist[runner]) if runner is not None else float(dist[order[-1]])
         if len(order) == 1:
             second = float("inf")
-        return Match(self._names[first], best, second - best)
+        name = self._names[labels[runner]] if runner is not None else None
+        return Match(self._names[first], best, second - best, name)
+
+    # -- the alert rule's calibration ------------------------------------------
+    @property
+    def calibration_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".calibration.json")
+
+    def calibration(self) -> Calibration:
+        """What this watchlist says about its error rates (calibration.py): computed once
+        per generation and kept beside the store (owner-only; numbers only)."""
+        from frs_cli import calibration as cal
+
+        generation, faces = self.generation, self.face_count()
+        try:
+            data = json.loads(self.calibration_path.read_text())
+            if (
+                data.get("version") == CALIBRATION_VERSION
+                and data.get("generation") == generation
+                and data.get("faces") == faces
+            ):
+                return cal.Calibration.from_dict(data["calibration"])
+        except (OSError, ValueError, KeyError, TypeError, AssertionError):
+            pass  # missing, stale or unreadable: computed again
+        self._load()
+        assert self._labels is not None
+        result = cal.calibrate(self._labels, self._knn())
+        payload = {
+            "version": CALIBRATION_VERSION,
+            "generation": generation,
+            "faces": faces,
+            "computed_at": _now(),
+            "calibration": result.to_dict(),
+        }
+        with contextlib.suppress(OSError):  # a read-only folder: computed per use instead
+            _write_private(self.calibration_path, json.dumps(payload) + "\n")
+        return result
+
+    def rule(self, target_fpir: float) -> Rule:
+        """The alert rule that holds `target_fpir` on this watchlist with the fewest misses."""
+        from frs_cli import calibration as cal
+
+        return cal.choose(self.calibration(), target_fpir)
+
+    def _knn(self) -> Any:
+        """Each face's nearest faces: exact below EXACT_LIMIT, else from the index."""
+        from frs_cli import calibration as cal
+
+        if self.size < self.exact_limit:
+            return cal.exact_knn(self.vectors)
+        index = self.index()
+        assert self._face_ids is not None
+        ids = self._face_ids
+        k = min(cal.KNN, self.size)
+
+        def knn(probes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            queries = np.asarray(index.get_items(ids[probes]), np.float32)
+            found, squared = index.knn_query(queries, k=k)
+            return np.searchsorted(ids, found.astype(np.int64)), np.sqrt(np.maximum(squared, 0))
+
+        return knn
 
     # -- the derived index -------------------------------------------------
     ef = HNSW_EF  # search breadth; recall against exact search is measured in benchmarks/

@@ -19,14 +19,15 @@ from frs_cli.timecode import format_tc, round_ms
 APPEARANCE_COLUMNS = (
     "source", "identity", "start_s", "end_s", "start_tc", "end_tc", "best_s",
     "distance", "detections", "track_id", "left", "top", "width", "height",
+    "margin", "second_identity",
 )  # fmt: skip
 DETECTION_COLUMNS = (
     "source", "frame", "time_s", "timecode", "track_id", "identity", "distance",
     "left", "top", "width", "height",
 )  # fmt: skip
 
-# With --crops: the margin to the next identity and the review pictures' paths.
-REVIEW_COLUMNS = (*APPEARANCE_COLUMNS, "margin", "crop", "frame_view")
+# With --crops: the review pictures' paths.
+REVIEW_COLUMNS = (*APPEARANCE_COLUMNS, "crop", "frame_view")
 
 Row = dict[str, Any]
 
@@ -51,13 +52,14 @@ def appearance_row(a: Appearance) -> Row:
         "top": a.box.top,
         "width": a.box.width,
         "height": a.box.height,
+        "margin": _distance(a.margin),
+        "second_identity": a.second_identity,
     }
 
 
 def review_row(a: Appearance, crop: str | None, frame_view: str | None) -> Row:
     return {
         **appearance_row(a),
-        "margin": _distance(a.margin),
         "crop": crop,
         "frame_view": frame_view,
     }

@@ -23,7 +23,8 @@ def test_one_audit_line_per_command_with_inputs_and_counts(tmp_path):
     enrol, scan = (json.loads(line) for line in log.read_text().splitlines())
     assert enrol["command"] == "enroll" and enrol["counts"]["enrolled"] == 1
     assert enrol["inputs"][0]["sha256"] and enrol["inputs"][0]["identity"] == "Grace_Hopper"
-    assert scan["command"] == "scan" and scan["threshold"] == 0.6
+    assert scan["command"] == "scan" and scan["threshold"] == scan["rule"]["threshold"]
+    assert scan["rule"]["target_fpir"] == 0.01 and scan["rule"]["fpir"] <= 0.01
     assert {"user", "host", "frs_version", "argv", "time"} <= set(scan)
     assert scan["watchlist"]["faces"] == 1 and scan["watchlist"]["generation"] == 1
     by_path = {i["path"]: i for i in scan["inputs"]}

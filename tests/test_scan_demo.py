@@ -36,6 +36,7 @@ def test_csv_columns_and_timecodes(demo_watchlist):
     assert reader.fieldnames == [
         "source", "identity", "start_s", "end_s", "start_tc", "end_tc", "best_s",
         "distance", "detections", "track_id", "left", "top", "width", "height",
+        "margin", "second_identity",
     ]  # fmt: skip
     rows = list(reader)
     hopper = [r for r in rows if r["identity"] == "Grace_Hopper"][0]
@@ -101,7 +102,13 @@ def test_summary_json_counts_match_rows(demo_watchlist, tmp_path):
     )
     data = json.loads(summary.read_text())
     assert data["alerts"] == len(jsonl(result.stdout)) == 3
-    assert data["watchlist_identities"] == 2 and data["tolerance"] == 0.6
+    assert data["watchlist_identities"] == 2
+    # Two identities: too few to search for a 1% rate, so the impostor table sets t.
+    assert data["rule"]["target_fpir"] == 0.01 and data["rule"]["margin"] == 0.0
+    assert data["rule"]["source"].startswith("FPIR from a table of impostor rates for 2 ")
+    assert data["rule_text"] == (
+        f"distance <= {data['rule']['threshold']:.2f}, chosen for FPIR <= 0.01 on this watchlist"
+    )
     assert data["footage_s"] == pytest.approx(7.96, abs=0.05)
     assert data["alerts_per_1000_faces"] == round(1000 * 3 / data["tracks"], 2)
     assert "depends on how many of the people filmed are really on the watchlist" in data["note"]

@@ -23,6 +23,7 @@ def appearance(identity: str | None = "Ada_Lovelace", source: str = "cam 1.mp4")
         identity=identity,
         distance=0.41234 if identity else None,
         margin=0.2,
+        second_identity="Charles_Babbage" if identity else None,
         detections=12,
         box=Box(10, 20, 30, 31),
         sightings=(
@@ -45,7 +46,8 @@ def test_csv_appearance_row_exact():
     text = write("csv", [appearance_row(appearance())])
     assert text == (
         ",".join(APPEARANCE_COLUMNS) + "\n"
-        "cam 1.mp4,Ada_Lovelace,1.001,3.500,00:00:01.001,00:00:03.500,2.000,0.4123,12,3,10,20,30,31\n"
+        "cam 1.mp4,Ada_Lovelace,1.001,3.500,00:00:01.001,00:00:03.500,2.000,0.4123,12,3,10,20,30,31,"
+        "0.2,Charles_Babbage\n"
     )
 
 
@@ -61,6 +63,7 @@ def test_jsonl_keys_numbers_and_null_identity():
     first, second = (json.loads(line) for line in text.splitlines())
     assert list(first) == list(APPEARANCE_COLUMNS)
     assert first["start_s"] == 1.001 and first["detections"] == 12
+    assert first["margin"] == 0.2 and first["second_identity"] == "Charles_Babbage"
     assert second["identity"] is None and second["distance"] is None
 
 

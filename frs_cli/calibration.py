@@ -1,0 +1,313 @@
+"""The alert rule, chosen for each watchlist to hold a stated false-alert rate.
+
+An alert needs the nearest identity within distance `t` *and* the next identity at
+least `m` farther (the margin). In 1:N search the chance that *some* identity falls
+within a fixed threshold grows with the watchlist (docs/accuracy.md: at 0.6 most
+searches of unlisted people alert against a few thousand identities), so `t` and `m`
+are chosen per watchlist:
+
+- FPIR (false positive identification rate, per face of an unlisted person) is
+  estimated by *leave-identity-out* searches: each enrolled face is searched against
+  the other identities, as if its person were not on the list.
+- FNIR (misses, per face of a listed person) is estimated by *leave-one-photo-out*
+  searches where identities have two or more photos; otherwise from the watchlist's
+  own geometry and a table of same-person distances (`tables.GENUINE_CDF`).
+- Where the watchlist is too small for the target (fewer than `MIN_SEARCHES_PER_RATE`
+  / target searches), FPIR comes from a table of per-comparison impostor rates instead
+  (`tables.IMPOSTOR_CDF`), with the threshold alone.
+
+Among the (t, m) whose estimated FPIR is at most the target, the one with the lowest
+estimated FNIR is used. Both tables are numbers measured on a public photo set, never
+anyone's encoding (docs/accuracy.md says how they were made).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from frs_cli.tables import GENUINE_CDF, IMPOSTOR_CDF, TABLE_STEP
+
+T_GRID = tuple(round(0.30 + 0.01 * i, 2) for i in range(36))  # 0.30 ... 0.65
+M_GRID = tuple(round(0.01 * i, 2) for i in range(16))  # 0.00 ... 0.15
+MIN_SEARCHES_PER_RATE = 10  # leave-identity-out searches needed per unit of 1/target
+MAX_PROBES = 5000  # faces searched for the estimates (a random sample beyond this)
+DEFAULT_FPIR = 0.01
+# A (t, m) holds the target only if its false alerts plus CAUTION standard deviations
+# (Poisson) do: choosing the best of many cells on one sample picks cells whose estimate
+# came out low (on lfw-dev, 1,400 identities, 5 splits: the point estimate alone gave
+# measured FPIR 0.013 on average for a 0.01 target; with CAUTION 1: 0.011).
+CAUTION = 1.5
+FNIR_SLACK = 0.01  # among cells this close to the fewest misses, the fewest false alerts
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The decision in force for a scan, and what it is expected to cost."""
+
+    threshold: float
+    margin: float  # 0.0: no margin needed (face_recognition's fixed-threshold rule)
+    target_fpir: float | None  # what --fpir asked; None when --tolerance fixed the rule
+    fpir: float | None  # estimated for this watchlist (None: not estimated)
+    fnir: float | None
+    source: str  # how the estimates were obtained
+
+    def alerts(self, distance: float, margin: float) -> bool:
+        return distance <= self.threshold and margin >= self.margin
+
+    def describe(self) -> str:
+        rule = f"distance <= {self.threshold:.2f}"
+        if self.margin:
+            rule += f" and margin >= {self.margin:.2f}"
+        if self.target_fpir is None:
+            return f"{rule} (fixed by --tolerance; no margin)"
+        return f"{rule}, chosen for FPIR <= {self.target_fpir:g} on this watchlist"
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What the watchlist says about its own error rates, per (t, m) of the grids."""
+
+    identities: int
+    faces: int
+    lio_searches: int  # leave-identity-out searches (non-mated stand-ins)
+    lopo_searches: int  # leave-one-photo-out searches (mated); 0: FNIR from the table
+    fpir: tuple[tuple[float, ...], ...]  # [t][m]
+    fnir: tuple[tuple[float, ...], ...]
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Calibration:
+        def grid(value: object) -> tuple[tuple[float, ...], ...]:
+            assert isinstance(value, list)
+            return tuple(tuple(float(x) for x in row) for row in value)
+
+        return cls(
+            identities=int(data["identities"]),  # type: ignore[call-overload]
+            faces=int(data["faces"]),  # type: ignore[call-overload]
+            lio_searches=int(data["lio_searches"]),  # type: ignore[call-overload]
+            lopo_searches=int(data["lopo_searches"]),  # type: ignore[call-overload]
+            fpir=grid(data["fpir"]),
+            fnir=grid(data["fnir"]),
+        )
+
+
+def fixed(tolerance: float, cal: Calibration | None = None) -> Rule:
+    """--tolerance: face_recognition's rule (nearest identity within `tolerance`), with
+    this watchlist's estimates for it where the grid reaches that far."""
+    if cal is None or not T_GRID[0] <= tolerance <= T_GRID[-1]:
+        return Rule(tolerance, 0.0, None, None, None, "fixed threshold, not estimated")
+    ti = min(range(len(T_GRID)), key=lambda i: abs(T_GRID[i] - tolerance))
+    if cal.lio_searches >= MIN_SEARCHES_PER_RATE / 0.01:
+        fpir, how = cal.fpir[ti][0], f"leave-identity-out over {cal.lio_searches} searches"
+    else:
+        fpir = round(table_fpir(T_GRID[ti], cal.identities), 6)
+        how = f"a table of impostor rates for {cal.identities} identities"
+    return Rule(tolerance, 0.0, None, fpir, cal.fnir[ti][0], f"fixed threshold; FPIR from {how}")
+
+
+def expected_false_alerts(rule: Rule, faces: int) -> float | None:
+    """How many of `faces` faces of unlisted people are expected to alert."""
+    return None if rule.fpir is None else round(rule.fpir * faces, 3)
+
+
+def summary_lines(rule: Rule, faces: int) -> list[str]:
+    """What the rule is, what it is expected to cost, and what that means for a scan
+    that followed `faces` faces."""
+    lines = [f"rule: {rule.describe()}"]
+    if rule.fpir is None or rule.fnir is None:
+        lines.append("its error rates on this watchlist were not estimated")
+        return lines
+    lines.append(
+        f"estimated for this watchlist: FPIR {rule.fpir:.4f} (a face of someone not on it "
+        f"alerts), FNIR {rule.fnir:.2f} (a face of someone on it is missed); {rule.source}"
+    )
+    lines.append(
+        f"for this scan: if none of the {faces} faces followed is on the watchlist, about "
+        f"{rule.fpir * faces:.2g} of them are expected to alert anyway"
+    )
+    return lines
+
+
+def _table(cdf: Sequence[float], distance: np.ndarray | float) -> np.ndarray:
+    """P(d <= distance) from a table sampled every TABLE_STEP from 0, interpolated."""
+    return np.asarray(np.interp(distance, np.arange(len(cdf)) * TABLE_STEP, cdf))
+
+
+def impostor_rate(distance: float) -> float:
+    """Share of comparisons of two different people's faces at or below `distance`."""
+    return float(_table(IMPOSTOR_CDF, distance))
+
+
+def genuine_rate(distance: float) -> float:
+    """Share of comparisons of two photos of one person at or below `distance`."""
+    return float(_table(GENUINE_CDF, distance))
+
+
+def table_fpir(threshold: float, identities: int) -> float:
+    """FPIR of the threshold alone against `identities` independent comparisons."""
+    return 1.0 - (1.0 - impostor_rate(threshold)) ** max(1, identities)
+
+
+KNN = 256  # neighbours looked at per search: enough for the nearest two other identities
+# and the nearest other photo of the same one, unless someone has hundreds of photos
+
+Knn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def exact_knn(vectors: np.ndarray) -> Knn:
+    """Neighbours by brute force: for each probe index, the KNN nearest faces (itself
+    included) and their distances, nearest first."""
+    norms = (vectors.astype(np.float64) ** 2).sum(1)
+    k = min(KNN, len(vectors))
+
+    def knn(probes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        q = vectors[probes].astype(np.float64)
+        d = np.sqrt(np.maximum(norms[probes][:, None] + norms[None, :] - 2.0 * q @ vectors.T, 0))
+        part = np.argpartition(d, k - 1, axis=1)[:, :k] if k < d.shape[1] else np.argsort(d, 1)
+        rows = np.arange(len(d))[:, None]
+        order = np.argsort(d[rows, part], axis=1, kind="stable")
+        idx = part[rows, order]
+        return idx, d[rows, idx]
+
+    return knn
+
+
+def _nearest_two(
+    idx: np.ndarray, dist: np.ndarray, labels: np.ndarray, exclude: int
+) -> tuple[float, float]:
+    """The nearest and second-nearest identity's distances among the neighbours, skipping
+    `exclude`; inf where fewer identities are there."""
+    best: list[float] = []
+    seen: set[int] = set()
+    for i, d in zip(idx, dist, strict=True):
+        label = int(labels[i])
+        if label == exclude or label in seen:
+            continue
+        seen.add(label)
+        best.append(float(d))
+        if len(best) == 2:
+            break
+    best += [float("inf")] * (2 - len(best))
+    return best[0], best[1]
+
+
+def calibrate(labels: np.ndarray, knn: Knn, seed: int = 0) -> Calibration:
+    """Estimate FPIR and FNIR over the (t, m) grids from the enrolled faces alone.
+
+    `labels[i]` is the identity of face i (any integers); `knn(probe indices)` gives
+    each probe's nearest faces (see `exact_knn`)."""
+    n = len(labels)
+    identities = len(set(labels.tolist()))
+    rng = np.random.default_rng(seed)
+    probes = np.arange(n) if n <= MAX_PROBES else np.sort(rng.choice(n, MAX_PROBES, False))
+    values, inverse = np.unique(labels, return_inverse=True)
+    counts = np.bincount(inverse)
+    photos = {int(v): int(c) for v, c in zip(values, counts, strict=True)}
+    # Leave-identity-out: the probe's person is not on the list.
+    lio_d1: list[float] = []
+    lio_d2: list[float] = []
+    # Leave-one-photo-out: the probe's person is, by their other photos.
+    mate: list[float] = []
+    other: list[float] = []
+    for start in range(0, len(probes), 512):
+        chunk = probes[start : start + 512]
+        idx, dist = knn(chunk)
+        for i, row_idx, row_dist in zip(chunk, idx, dist, strict=True):
+            own = int(labels[i])
+            d1, d2 = _nearest_two(row_idx, row_dist, labels, exclude=own)
+            if identities >= 2:
+                lio_d1.append(d1)
+                lio_d2.append(d2)
+            if photos[own] >= 2:
+                same = [float(d) for j, d in zip(row_idx, row_dist, strict=True)
+                        if j != i and int(labels[j]) == own]  # fmt: skip
+                mate.append(same[0] if same else float(row_dist[-1]))
+                other.append(d1)
+    t = np.array(T_GRID)[:, None, None]
+    m = np.array(M_GRID)[None, :, None]
+    if lio_d1:
+        a, b = np.array(lio_d1)[None, None, :], np.array(lio_d2)[None, None, :]
+        fpir = ((a <= t) & (b - a >= m)).mean(axis=2)
+    else:
+        fpir = np.zeros((len(T_GRID), len(M_GRID)))
+    if mate:
+        dm, do = np.array(mate)[None, None, :], np.array(other)[None, None, :]
+        hit = (dm <= t) & (dm < do) & (do - dm >= m)
+        fnir = 1.0 - hit.mean(axis=2)
+    else:
+        # No identity with two photos: a probe of a listed person is taken to lie at a
+        # same-person distance (the table) from its photo, and must beat the nearest
+        # other identity (this watchlist's own) by the margin.
+        nearest_other = np.array(lio_d1) if lio_d1 else np.array([np.inf])
+        fnir = np.empty((len(T_GRID), len(M_GRID)))
+        for ti, tv in enumerate(T_GRID):
+            for mi, mv in enumerate(M_GRID):
+                limits = np.minimum(tv, nearest_other - mv)
+                fnir[ti, mi] = 1.0 - float(np.mean(_table(GENUINE_CDF, limits)))
+    return Calibration(
+        identities=identities,
+        faces=n,
+        lio_searches=len(lio_d1),
+        lopo_searches=len(mate),
+        fpir=tuple(tuple(round(float(x), 6) for x in row) for row in fpir),
+        fnir=tuple(tuple(round(float(x), 6) for x in row) for row in fnir),
+    )
+
+
+def _upper(rate: float, searches: int) -> float:
+    """The rate plus CAUTION standard deviations of its count (at least one alert's)."""
+    alerts = rate * searches
+    return (alerts + CAUTION * math.sqrt(max(alerts, 1.0))) / searches
+
+
+def choose(cal: Calibration, target: float) -> Rule:
+    """The (t, m) with the fewest estimated misses among those that hold `target`."""
+    fnir_how = (
+        f"FNIR by leave-one-photo-out over {cal.lopo_searches} searches"
+        if cal.lopo_searches
+        else "FNIR from the watchlist's spacing and a table of same-person distances"
+    )
+    if cal.lio_searches < MIN_SEARCHES_PER_RATE / target:
+        # Too few searches to see a rate this low: the impostor table, threshold alone.
+        holding = [t for t in T_GRID if table_fpir(t, cal.identities) <= target]
+        t = max(holding) if holding else T_GRID[0]
+        ti = T_GRID.index(t)
+        return Rule(
+            t,
+            0.0,
+            target,
+            round(table_fpir(t, cal.identities), 6),
+            cal.fnir[ti][0],
+            f"FPIR from a table of impostor rates for {cal.identities} identities "
+            f"(the watchlist has {cal.lio_searches} faces to search, fewer than "
+            f"{MIN_SEARCHES_PER_RATE}/{target:g}); {fnir_how}",
+        )
+    n = cal.lio_searches
+    feasible = [
+        (ti, mi)
+        for ti in range(len(T_GRID))
+        for mi in range(len(M_GRID))
+        if _upper(cal.fpir[ti][mi], n) <= target
+    ]
+    ti, mi = 0, len(M_GRID) - 1  # the strictest cell when none holds the target
+    if feasible:
+        fewest = min(cal.fnir[a][b] for a, b in feasible)
+        near = [(a, b) for a, b in feasible if cal.fnir[a][b] <= fewest + FNIR_SLACK]
+        ti, mi = min(near, key=lambda c: (cal.fpir[c[0]][c[1]], cal.fnir[c[0]][c[1]], c[0], -c[1]))
+    return Rule(
+        T_GRID[ti],
+        M_GRID[mi],
+        target,
+        cal.fpir[ti][mi],
+        cal.fnir[ti][mi],
+        f"FPIR by leave-identity-out over {cal.lio_searches} searches; {fnir_how}",
+    )
