@@ -49,14 +49,15 @@ class Rule:
     """The decision in force for a scan, and what it is expected to cost."""
 
     threshold: float
-    margin: float  # 0.0: no margin needed (face_recognition's fixed-threshold rule)
+    margin: float | None  # None: not used (face_recognition's fixed-threshold rule); 0.0:
+    # the nearest identity must be the nearest face of all (a cohort face may be nearer)
     target_fpir: float | None  # what --fpir asked; None when --tolerance fixed the rule
     fpir: float | None  # estimated for this watchlist (None: not estimated)
     fnir: float | None
     source: str  # how the estimates were obtained
 
     def alerts(self, distance: float, margin: float) -> bool:
-        return distance <= self.threshold and margin >= self.margin
+        return distance <= self.threshold and (self.margin is None or margin >= self.margin)
 
     def describe(self) -> str:
         rule = f"distance <= {self.threshold:.2f}"
@@ -104,14 +105,14 @@ def fixed(tolerance: float, cal: Calibration | None = None) -> Rule:
     """--tolerance: face_recognition's rule (nearest identity within `tolerance`), with
     this watchlist's estimates for it where the grid reaches that far."""
     if cal is None or not T_GRID[0] <= tolerance <= T_GRID[-1]:
-        return Rule(tolerance, 0.0, None, None, None, "fixed threshold, not estimated")
+        return Rule(tolerance, None, None, None, None, "fixed threshold, not estimated")
     ti = min(range(len(T_GRID)), key=lambda i: abs(T_GRID[i] - tolerance))
     if cal.lio_searches >= MIN_SEARCHES_PER_RATE / 0.01:
         fpir, how = cal.fpir[ti][0], f"leave-identity-out over {cal.lio_searches} searches"
     else:
         fpir = round(table_fpir(T_GRID[ti], cal.identities), 6)
         how = f"a table of impostor rates for {cal.identities} identities"
-    return Rule(tolerance, 0.0, None, fpir, cal.fnir[ti][0], f"fixed threshold; FPIR from {how}")
+    return Rule(tolerance, None, None, fpir, cal.fnir[ti][0], f"fixed threshold; FPIR from {how}")
 
 
 def expected_false_alerts(rule: Rule, faces: int) -> float | None:
@@ -181,40 +182,48 @@ def exact_knn(vectors: np.ndarray) -> Knn:
     return knn
 
 
-def _nearest_two(
-    idx: np.ndarray, dist: np.ndarray, labels: np.ndarray, exclude: int
-) -> tuple[float, float]:
-    """The nearest and second-nearest identity's distances among the neighbours, skipping
-    `exclude`; inf where fewer identities are there."""
-    best: list[float] = []
-    seen: set[int] = set()
+def _search(
+    idx: np.ndarray, dist: np.ndarray, labels: np.ndarray, own: int
+) -> tuple[float, float, float]:
+    """What a search of a face of identity `own` with its own identity left out finds:
+    the nearest *listed* identity's distance d1, the nearest other identity's (listed
+    or cohort, not d1's) d2, and the nearest of any identity but `own` (inf: none among
+    the neighbours). Cohort faces have negative labels."""
+    d1 = d2 = anyone = float("inf")
+    first: int | None = None
     for i, d in zip(idx, dist, strict=True):
         label = int(labels[i])
-        if label == exclude or label in seen:
+        if label == own:
             continue
-        seen.add(label)
-        best.append(float(d))
-        if len(best) == 2:
+        anyone = min(anyone, float(d))
+        if first is None and label >= 0:
+            first, d1 = label, float(d)
+        elif label != first and d2 == float("inf"):
+            d2 = float(d)
+        if first is not None and d2 < float("inf"):
             break
-    best += [float("inf")] * (2 - len(best))
-    return best[0], best[1]
+    return d1, d2, anyone
 
 
 def calibrate(labels: np.ndarray, knn: Knn, seed: int = 0) -> Calibration:
     """Estimate FPIR and FNIR over the (t, m) grids from the enrolled faces alone.
 
-    `labels[i]` is the identity of face i (any integers); `knn(probe indices)` gives
-    each probe's nearest faces (see `exact_knn`)."""
+    `labels[i]` is the identity of face i: watchlist identities are integers >= 0, each
+    cohort face (a person not on the list) a distinct negative one. `knn(probe
+    indices)` gives each probe's nearest faces (see `exact_knn`). Cohort faces are
+    searched too, as the real non-mated searches they are."""
     n = len(labels)
-    identities = len(set(labels.tolist()))
+    listed = labels >= 0
+    identities = len(set(labels[listed].tolist()))
     rng = np.random.default_rng(seed)
     probes = np.arange(n) if n <= MAX_PROBES else np.sort(rng.choice(n, MAX_PROBES, False))
     values, inverse = np.unique(labels, return_inverse=True)
     counts = np.bincount(inverse)
     photos = {int(v): int(c) for v, c in zip(values, counts, strict=True)}
-    # Leave-identity-out: the probe's person is not on the list.
+    # Leave-identity-out: the probe's person is not on the list (or is in the cohort).
     lio_d1: list[float] = []
     lio_d2: list[float] = []
+    competitor: list[float] = []  # per listed probe: the nearest other identity
     # Leave-one-photo-out: the probe's person is, by their other photos.
     mate: list[float] = []
     other: list[float] = []
@@ -223,15 +232,18 @@ def calibrate(labels: np.ndarray, knn: Knn, seed: int = 0) -> Calibration:
         idx, dist = knn(chunk)
         for i, row_idx, row_dist in zip(chunk, idx, dist, strict=True):
             own = int(labels[i])
-            d1, d2 = _nearest_two(row_idx, row_dist, labels, exclude=own)
-            if identities >= 2:
+            d1, d2, anyone = _search(row_idx, row_dist, labels, own)
+            if d1 < float("inf"):
                 lio_d1.append(d1)
                 lio_d2.append(d2)
+            if own < 0:
+                continue
+            competitor.append(anyone)
             if photos[own] >= 2:
                 same = [float(d) for j, d in zip(row_idx, row_dist, strict=True)
                         if j != i and int(labels[j]) == own]  # fmt: skip
                 mate.append(same[0] if same else float(row_dist[-1]))
-                other.append(d1)
+                other.append(anyone)
     t = np.array(T_GRID)[:, None, None]
     m = np.array(M_GRID)[None, :, None]
     if lio_d1:
@@ -246,8 +258,8 @@ def calibrate(labels: np.ndarray, knn: Knn, seed: int = 0) -> Calibration:
     else:
         # No identity with two photos: a probe of a listed person is taken to lie at a
         # same-person distance (the table) from its photo, and must beat the nearest
-        # other identity (this watchlist's own) by the margin.
-        nearest_other = np.array(lio_d1) if lio_d1 else np.array([np.inf])
+        # other identity (this watchlist's own, or the cohort) by the margin.
+        nearest_other = np.array(competitor) if competitor else np.array([np.inf])
         fnir = np.empty((len(T_GRID), len(M_GRID)))
         for ti, tv in enumerate(T_GRID):
             for mi, mv in enumerate(M_GRID):
@@ -255,7 +267,7 @@ def calibrate(labels: np.ndarray, knn: Knn, seed: int = 0) -> Calibration:
                 fnir[ti, mi] = 1.0 - float(np.mean(_table(GENUINE_CDF, limits)))
     return Calibration(
         identities=identities,
-        faces=n,
+        faces=int(listed.sum()),
         lio_searches=len(lio_d1),
         lopo_searches=len(mate),
         fpir=tuple(tuple(round(float(x), 6) for x in row) for row in fpir),

@@ -725,6 +725,7 @@ def watchlist_info(watchlist: Path | None, fpir: float) -> None:
             f"watchlist: {path}",
             f"identities: {len(wl.identities())}",
             f"faces: {faces}",
+            f"cohort: {wl.cohort_count()} faces of people not on the watchlist",
             f"encoder: {meta['model_id']}",
             f"schema version: {meta['schema_version']}; generation {meta['generation']}; "
             f"created {meta['created_at']}",
@@ -810,6 +811,77 @@ def watchlist_verify(watchlist: Path | None) -> None:
     if problems:
         raise FrsError(f"{path}: {len(problems)} problem(s) found")
     click.echo(f"{path}: ok ({faces} faces)", err=True)
+
+
+@watchlist.group("cohort")
+def cohort() -> None:
+    """Faces of people NOT on the watchlist, used only to judge how clearly a face matches.
+
+    A face alerts only if its identity is clearly nearer than any other identity and
+    than any cohort face (the margin), so a cohort of ordinary faces (a public face set,
+    or the analyst's own) cuts false alerts. Cohort faces are never matched, counted or
+    written to any output; they are biometric data of unlisted people (docs/privacy.md).
+    """
+
+
+@cohort.command("add")
+@watchlist_option
+@workers_option
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors and the final count.")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+def cohort_add(
+    watchlist: Path | None, workers: int | None, quiet: bool, paths: tuple[str, ...]
+) -> None:
+    """Add the largest face of each photo in PATHS (files or folders) to the cohort."""
+    from frs_cli import audit
+    from frs_cli import enroll as enrol_mod
+
+    path = _watchlist_path(watchlist)
+    jobs = enrol_mod.collect_jobs(paths, "cohort")
+    if not jobs:
+        raise FrsError("no photos found in the given paths")
+    executor = _executor(None, min(workers or _default_workers(), len(jobs)), "hog")
+    try:
+        with _open_for_change(path) as wl:
+            stats = enrol_mod.run_cohort(wl, jobs, functools.partial(_map, executor), _say(quiet))
+            total = wl.cohort_count()
+            audit.append(
+                path,
+                audit.record(
+                    "cohort-add",
+                    watchlist=wl.fingerprint(),
+                    inputs=stats.photos,
+                    counts={
+                        "added": stats.enrolled,
+                        "already_there": stats.duplicates,
+                        "no_face": stats.no_face,
+                        "unreadable": stats.unreadable,
+                    },
+                ),  # fmt: skip
+            )
+    finally:
+        executor.shutdown()
+    click.echo(
+        f"{stats.enrolled} added to the cohort, {stats.duplicates} already there, "
+        f"{stats.no_face} without a face, {stats.unreadable} unreadable; {path} has a cohort "
+        f"of {total} faces",
+        err=True,
+    )
+    if stats.failed:
+        sys.exit(EXIT_PARTIAL if stats.enrolled or stats.duplicates else EXIT_FAILURE)
+
+
+@cohort.command("clear")
+@watchlist_option
+def cohort_clear(watchlist: Path | None) -> None:
+    """Remove every cohort face."""
+    from frs_cli import audit
+
+    path = _watchlist_path(watchlist)
+    with _open_for_change(path) as wl:
+        n = wl.clear_cohort()
+        audit.append(path, audit.record("cohort-clear", watchlist=wl.fingerprint(), faces=n))
+    click.echo(f"removed the cohort ({n} faces) from {path}", err=True)
 
 
 @watchlist.command("rebuild")

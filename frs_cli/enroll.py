@@ -154,6 +154,32 @@ class EnrolStats:
         return self.no_face + self.unreadable
 
 
+def run_cohort(
+    watchlist: Watchlist,
+    jobs: list[PhotoJob],
+    mapper: Mapper | None,
+    say: Callable[[str], None],
+) -> EnrolStats:
+    """Encode every job's photo (largest face) into `watchlist`'s cohort."""
+    stats = EnrolStats()
+    for result in encode_photos(jobs, mapper):
+        job = result.job
+        stats.photos.append({"path": job.path, "sha256": result.sha256, "status": result.status})
+        if result.status != "enrolled":
+            stats.unreadable += result.status == "unreadable"
+            stats.no_face += result.status == "no-face"
+            say(f"{result.status}: {job.path}: {result.reason}")
+            continue
+        assert result.vector is not None
+        if watchlist.add_cohort([(result.vector, result.sha256, os.path.abspath(job.path))]):
+            stats.enrolled += 1
+            say(f"added to the cohort: {job.path}")
+        else:
+            stats.duplicates += 1
+            say(f"already in the cohort: {job.path}")
+    return stats
+
+
 def run_enroll(
     watchlist: Watchlist,
     jobs: list[PhotoJob],

@@ -40,6 +40,8 @@ HNSW_EF_CONSTRUCTION = 200
 HNSW_EF = 192  # recall@1 0.992 at 1M faces, p50 0.74 ms (benchmarks/watchlist_scale.py)
 NEIGHBOURS = 32  # asked of the index per query, then grouped by identity
 CALIBRATION_VERSION = 1  # of W.calibration.json's layout and of the estimates in it
+COHORT_NAME = "(cohort)"  # second_identity when a cohort face was the nearest other: no
+# name or photo of a cohort person ever reaches a row
 CHECK_ON_OPEN_BYTES = 128 << 20  # stores up to this size are checked at every open (SQLite's
 # quick_check reads ~600 MB/s warm: 87 MB in 0.14 s); larger ones before every change
 
@@ -68,6 +70,15 @@ CREATE TABLE IF NOT EXISTS changes (
     face_id INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS changes_generation ON changes(generation);
+-- The cohort: faces of people who are NOT on the watchlist, never matched or counted;
+-- only used as "other identities" for the alert rule's margin (calibration.py).
+CREATE TABLE IF NOT EXISTS cohort (
+    id INTEGER PRIMARY KEY,
+    vector BLOB NOT NULL,
+    photo_sha256 TEXT NOT NULL UNIQUE,
+    photo TEXT NOT NULL,
+    added_at TEXT NOT NULL
+);
 """
 
 
@@ -186,6 +197,7 @@ class Watchlist:
         self._names: list[str] = []
         self._face_ids: np.ndarray | None = None
         self._index: Any = None
+        self._cohort: np.ndarray | None = None
 
     # -- opening ---------------------------------------------------------
     @classmethod
@@ -326,6 +338,7 @@ class Watchlist:
         self._vectors = None
         self._face_ids = None
         self._index = None
+        self._cohort = None
 
     def add_faces(self, rows: Sequence[tuple[str, np.ndarray, str, str, str]]) -> int:
         """Add (identity, vector, photo_sha256, photo, box) rows in one transaction.
@@ -425,6 +438,58 @@ class Watchlist:
             self.conn.execute("DELETE FROM identities WHERE id = ?", (src[0],))
             return True
 
+    # -- the cohort ------------------------------------------------------
+    def _has_cohort_table(self) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cohort'"
+        ).fetchone()
+        return row is not None
+
+    @property
+    def cohort(self) -> np.ndarray:
+        """The cohort's vectors (people not on the watchlist), shape (n, 128)."""
+        if self._cohort is None:
+            blobs = (
+                [r[0] for r in self.conn.execute("SELECT vector FROM cohort ORDER BY id")]
+                if self._has_cohort_table()
+                else []
+            )
+            data = b"".join(blobs)
+            if len(data) != len(blobs) * DIM * 4:
+                raise WatchlistError(f"{self.path}: some cohort vectors are damaged")
+            self._cohort = np.frombuffer(data, np.float32).reshape(len(blobs), DIM)
+        return self._cohort
+
+    def add_cohort(self, rows: Sequence[tuple[np.ndarray, str, str]]) -> int:
+        """Add (vector, photo_sha256, photo) rows to the cohort; a photo already there is
+        skipped. Returns how many were added. Changes the generation (recalibrates)."""
+        added = 0
+        with self._writing():
+            self.conn.executescript(SCHEMA)  # a watchlist made before the cohort existed
+            for vector, sha, photo in rows:
+                vec = np.asarray(vector, dtype=np.float32)
+                if vec.shape != (DIM,) or not np.all(np.isfinite(vec)):
+                    raise WatchlistError(f"cohort face of {photo}: not a finite {DIM}-d vector")
+                cur = self.conn.execute(
+                    "INSERT OR IGNORE INTO cohort (vector, photo_sha256, photo, added_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (vec.tobytes(), sha, photo, _now()),
+                )
+                added += cur.rowcount
+        return added
+
+    def clear_cohort(self) -> int:
+        """Remove every cohort face. Returns how many went."""
+        if not self._has_cohort_table():
+            return 0
+        with self._writing():
+            return int(self.conn.execute("DELETE FROM cohort").rowcount)
+
+    def cohort_count(self) -> int:
+        if not self._has_cohort_table():
+            return 0
+        return int(self.conn.execute("SELECT count(*) FROM cohort").fetchone()[0])
+
     # -- searching -------------------------------------------------------
     exact_limit = EXACT_LIMIT  # below this many faces, search is exact and no index is used
 
@@ -469,7 +534,30 @@ class Watchlist:
 
     def search(self, queries: np.ndarray) -> list[Match | None]:
         """Per query vector: the nearest identity, its distance, and the margin to the
-        nearest *other* identity. None when the watchlist is empty."""
+        nearest *other* identity or cohort face. None when the watchlist is empty."""
+        matches = self._search_watchlist(queries)
+        cohort = self.cohort
+        if not len(cohort):
+            return matches
+        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        nearest = np.sqrt(
+            np.maximum(
+                (queries.astype(np.float64) ** 2).sum(1)[:, None]
+                + (cohort.astype(np.float64) ** 2).sum(1)[None, :]
+                - 2.0 * queries @ cohort.T,
+                0.0,
+            )
+        ).min(axis=1)
+        out: list[Match | None] = []
+        for m, c in zip(matches, nearest, strict=True):
+            if m is not None and float(c) < m.distance + m.margin:
+                # A face of someone not on the list is the nearest other: the margin is
+                # to it (negative when it is nearer than the best identity).
+                m = Match(m.identity, m.distance, float(c) - m.distance, COHORT_NAME)
+            out.append(m)
+        return out
+
+    def _search_watchlist(self, queries: np.ndarray) -> list[Match | None]:
         self._load()
         assert self._labels is not None
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
@@ -529,7 +617,9 @@ class Watchlist:
             pass  # missing, stale or unreadable: computed again
         self._load()
         assert self._labels is not None
-        result = cal.calibrate(self._labels, self._knn())
+        cohort = len(self.cohort)
+        labels = np.concatenate([self._labels, -1 - np.arange(cohort)])
+        result = cal.calibrate(labels, self._knn())
         payload = {
             "version": CALIBRATION_VERSION,
             "generation": generation,
@@ -548,20 +638,40 @@ class Watchlist:
         return cal.choose(self.calibration(), target_fpir)
 
     def _knn(self) -> Any:
-        """Each face's nearest faces: exact below EXACT_LIMIT, else from the index."""
+        """Each face's nearest faces among the watchlist's and then the cohort's (numbered
+        after them): exact below EXACT_LIMIT faces, else from the index, and the cohort's
+        exactly."""
         from frs_cli import calibration as cal
 
         if self.size < self.exact_limit:
-            return cal.exact_knn(self.vectors)
+            return cal.exact_knn(np.concatenate([self.vectors, self.cohort]))
         index = self.index()
         assert self._face_ids is not None
-        ids = self._face_ids
-        k = min(cal.KNN, self.size)
+        ids, n, cohort = self._face_ids, self.size, self.cohort.astype(np.float64)
+        k = min(cal.KNN, n)
 
         def knn(probes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            queries = np.asarray(index.get_items(ids[probes]), np.float32)
-            found, squared = index.knn_query(queries, k=k)
-            return np.searchsorted(ids, found.astype(np.int64)), np.sqrt(np.maximum(squared, 0))
+            mine = probes < n
+            q = np.empty((len(probes), DIM), np.float64)
+            if mine.any():
+                q[mine] = np.asarray(index.get_items(ids[probes[mine]]), np.float64)
+            q[~mine] = cohort[probes[~mine] - n]
+            found, squared = index.knn_query(q.astype(np.float32), k=k)
+            idx = np.searchsorted(ids, found.astype(np.int64))
+            dist = np.sqrt(np.maximum(squared, 0.0))
+            if len(cohort):
+                near = np.sqrt(
+                    np.maximum(
+                        (q**2).sum(1)[:, None] + (cohort**2).sum(1)[None] - 2.0 * q @ cohort.T,
+                        0.0,
+                    )
+                )
+                idx = np.concatenate([idx, n + np.arange(len(cohort))[None].repeat(len(q), 0)], 1)
+                dist = np.concatenate([dist, near], 1)
+                order = np.argsort(dist, axis=1, kind="stable")[:, : cal.KNN]
+                rows = np.arange(len(q))[:, None]
+                idx, dist = idx[rows, order], dist[rows, order]
+            return idx, dist
 
         return knn
 

@@ -84,6 +84,7 @@ def test_the_choice_holds_the_target_with_caution_and_the_fewest_misses():
     fnir = tuple(tuple(min(1.0, 1.2 - 2 * t + 2 * m) for m in M_GRID) for t in T_GRID)
     c = Calibration(n, n, n, 100, fpir, fnir)
     rule = cal.choose(c, 0.01)
+    assert rule.margin is not None
     ti, mi = cell(rule.threshold, rule.margin)
     alerts = fpir[ti][mi] * n
     assert alerts + cal.CAUTION * math.sqrt(max(alerts, 1)) <= 0.01 * n
@@ -122,7 +123,7 @@ def test_tolerance_keeps_the_fixed_rule_and_excludes_fpir(demo_watchlist, tmp_pa
     )  # fmt: skip
     assert [r["distance"] for r in jsonl(result.stdout)] == [0.1027, 0.1432]  # 0.1719 > 0.15
     data = json.loads(summary.read_text())
-    assert data["rule"]["threshold"] == 0.15 and data["rule"]["margin"] == 0.0
+    assert data["rule"]["threshold"] == 0.15 and data["rule"]["margin"] is None
     assert data["rule"]["target_fpir"] is None
     both = run_cli("scan", "-w", demo_watchlist, "--tolerance", "0.5", "--fpir", "0.01", DEMO)
     assert both.exit_code == 2 and "not both" in both.stderr
@@ -177,3 +178,87 @@ def test_estimates_on_real_faces_match_a_direct_count(tmp_path):
     assert c.lio_searches == len(vectors) and c.lopo_searches == lopo > 10
     assert c.fpir[ti][mi] == pytest.approx(fp / len(vectors), abs=1e-6)
     assert c.fnir[ti][mi] == pytest.approx(fn / lopo, abs=1e-6)
+
+
+def test_a_cohort_face_nearer_than_the_best_identity_stops_the_alert(tmp_path):
+    """Watchlist: Grace Hopper only. Cohort: Eileen Collins (not on the list). Her face
+    in the demo clip is nearer to the cohort face than to Grace Hopper: negative margin,
+    no alert under the default rule, while the fixed rule (no margin) would name Grace
+    Hopper at a loose enough tolerance."""
+    wl = tmp_path / "wl.db"
+    run_cli("enroll", "-q", "-w", wl, SAMPLE / "Grace_Hopper.jpg")
+    added = run_cli("watchlist", "cohort", "add", "-q", "-w", wl, SAMPLE / "Eileen_Collins.png")
+    assert added.exit_code == 0, added.stderr
+    assert added.stderr.endswith(f"{wl} has a cohort of 1 faces\n")
+    info = run_cli("watchlist", "info", "-w", wl)
+    assert "cohort: 1 faces of people not on the watchlist" in info.stdout
+    assert "identities: 1\nfaces: 1\n" in info.stdout  # the cohort is not counted
+    rows = jsonl(run_cli("scan", "-q", "-w", wl, "--format", "jsonl", DEMO).stdout)
+    assert [(r["identity"], r["second_identity"]) for r in rows] == [
+        ("Grace_Hopper", "(cohort)"),
+        ("Grace_Hopper", "(cohort)"),
+    ]
+    loose = jsonl(
+        run_cli("scan", "-q", "-w", wl, "--format", "jsonl", "--tolerance", "1.0", DEMO).stdout
+    )
+    collins = [r for r in loose if r["start_s"] == 5.0]
+    assert len(collins) == 1 and collins[0]["identity"] == "Grace_Hopper"
+    assert collins[0]["margin"] < 0  # the cohort face was nearer
+    assert (
+        "Eileen_Collins"
+        not in (tmp_path / "wl.db.audit.jsonl").read_text().split('"command": "scan"')[-1]
+    )
+    cleared = run_cli("watchlist", "cohort", "clear", "-w", wl)
+    assert cleared.stderr == f"removed the cohort (1 faces) from {wl}\n"
+    commands = [
+        json.loads(line)["command"]
+        for line in (tmp_path / "wl.db.audit.jsonl").read_text().splitlines()
+    ]
+    assert commands == ["enroll", "cohort-add", "scan", "scan", "cohort-clear"]
+
+
+@needs_shared
+@pytest.mark.slow
+def test_estimates_with_a_cohort_and_through_the_index_match_a_direct_count(tmp_path):
+    """30 LFW identities on the list (2 photos each where there are), 30 others as the
+    cohort: the calibration equals a brute-force count, exact and through HNSW."""
+    lfw = SHARED / "lfw-dev"
+    people = [p for p in sorted(lfw.iterdir()) if p.is_dir()][100:160]
+    listed, cohort = tmp_path / "listed", tmp_path / "cohort"
+    for person in people[:30]:
+        (listed / person.name).mkdir(parents=True)
+        for photo in sorted(person.glob("*.jpg"))[:2]:
+            os.symlink(photo, listed / person.name / photo.name)
+    cohort.mkdir()
+    for person in people[30:]:
+        photo = sorted(person.glob("*.jpg"))[0]
+        os.symlink(photo, cohort / photo.name)
+    wl = tmp_path / "lfw.db"
+    assert run_cli("enroll", "-q", "-w", wl, "--workers", "2", listed).exit_code in (0, 3)
+    assert run_cli("watchlist", "cohort", "add", "-q", "-w", wl, cohort).exit_code in (0, 3)
+    from frs_cli.watchlist import Watchlist
+
+    with Watchlist.open(wl) as store:
+        exact = store.calibration()
+        vectors = np.concatenate([store.vectors, store.cohort]).astype(np.float64)
+        assert store._labels is not None
+        labels = np.concatenate([store._labels, -1 - np.arange(len(store.cohort))])
+        store.calibration_path.unlink()
+        store.exact_limit = 10  # through the HNSW index
+        indexed = store.calibration()
+    d = np.linalg.norm(vectors[:, None] - vectors[None], axis=2)
+    fp = searches = 0
+    for i in range(len(vectors)):
+        per = {}
+        for j in range(len(vectors)):
+            if labels[j] != labels[i]:
+                per[int(labels[j])] = min(per.get(int(labels[j]), np.inf), d[i, j])
+        listed_near = min((v, k) for k, v in per.items() if k >= 0)
+        rest = min(v for k, v in per.items() if k != listed_near[1])
+        searches += 1
+        fp += listed_near[0] <= 0.5 and rest - listed_near[0] >= 0.05
+    ti, mi = cell(0.5, 0.05)
+    for c in (exact, indexed):
+        assert c.lio_searches == searches == len(vectors)
+        assert c.fpir[ti][mi] == pytest.approx(fp / searches, abs=1e-6)
+    assert exact.fnir == indexed.fnir
