@@ -115,7 +115,7 @@ def enroll(
     """
     from frs_cli import audit, models
     from frs_cli import enroll as enrol_mod
-    from frs_cli.watchlist import Watchlist
+    from frs_cli.watchlist import UNLIKE_DISTANCE, Watchlist
 
     path = _watchlist_path(watchlist)
     jobs = enrol_mod.collect_jobs(paths, name)
@@ -143,8 +143,23 @@ def enroll(
                     },
                 ),
             )
+            unlike = wl.unlike_photos({p["identity"] for p in stats.photos})
     finally:
         executor.shutdown()
+    say = _say(quiet)
+    for u in unlike:
+        say(
+            f"unlike: {u.photo} ({u.identity}): median distance {u.distance:.2f} to its "
+            f"{u.others} other photo(s); a different person?"
+        )
+    if unlike:
+        people = len({u.identity for u in unlike})
+        click.echo(
+            f"warning: {len(unlike)} photo(s) of {people} identit(y/ies) look unlike the rest of "
+            f"their identity (median distance above {UNLIKE_DISTANCE}): check them; "
+            "`frs watchlist verify` lists them, `frs watchlist remove` or `rename` fixes them",
+            err=True,
+        )
     click.echo(
         f"{stats.enrolled} enrolled, {stats.duplicates} already enrolled, "
         f"{stats.no_face} without a face, {stats.unreadable} unreadable"
@@ -595,6 +610,12 @@ PRECISION_NOTE = (
     help="Write a DET curve (PNG) with the operating point marked.",
 )
 @click.option(
+    "--cohort",
+    "cohort_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Photos of people outside DATASET: compare the rules with this cohort too.",
+)
+@click.option(
     "--groups",
     "groups_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -610,6 +631,7 @@ def evaluate(
     limit: int | None,
     json_path: Path | None,
     plot_path: Path | None,
+    cohort_dir: Path | None,
     groups_path: Path | None,
     workers: int | None,
 ) -> None:
@@ -617,7 +639,9 @@ def evaluate(
 
     Enrols the first photo(s) of a share of the identities, searches every other photo,
     and reports rank-1 rate, FNIR and FPIR across thresholds, FNIR at FPIR 1%, 0.3% and
-    0.1%, and the precision of alerts against prevalence.
+    0.1% for each rule (threshold; + margin; + cohort; + fusion of two photos), the FPIR
+    and FNIR that `frs scan`'s calibration predicts for this gallery beside the measured
+    ones, and the precision of alerts against prevalence.
     """
     from frs_cli import evaluate as ev
     from frs_cli import executors
@@ -626,8 +650,9 @@ def evaluate(
     executor = executors.make_executor(workers or _default_workers(), "hog")
     try:
         report = ev.run_evaluation(
-            dataset, enrol, gallery_share, seed, tolerance, functools.partial(_map, executor), limit
-        )
+            dataset, enrol, gallery_share, seed, tolerance, functools.partial(_map, executor),
+            limit, cohort_dir,
+        )  # fmt: skip
     finally:
         executor.shutdown()
     data = ev.report_dict(report, groups)
@@ -658,13 +683,36 @@ def _print_evaluation(data: dict[str, Any]) -> None:
         f"{op['threshold']}", f"{op['fpir']:.4f}", f"{op['fnir']:.4f}",
         f"the tolerance: {op['non_mated_alerts']} false alerts, {op['mated_misses']} misses",
     )  # fmt: skip
-    for row in data["fnir_at_fpir"]:
+    for row in data["rules"]["threshold"]["fnir_at_fpir"]:
         if row:
             table.add_row(
                 f"{row['threshold']}", f"{row['fpir']:.4f}", f"{row['fnir']:.4f}",
                 f"largest threshold with FPIR <= {row['fpir_target']}",
             )  # fmt: skip
     console.print(table)
+    rules = Table(title="FNIR at FPIR, per rule (best parameters on this split)")
+    rules.add_column("rule")
+    for target in ("1%", "0.3%", "0.1%"):
+        rules.add_column(f"FNIR at FPIR {target}")
+    for name, rule in data["rules"].items():
+        cells = [
+            f"{r['fnir']:.4f} (t {r['threshold']}"
+            + (f", m {r['margin']})" if "margin" in r else ")")
+            if r
+            else "-"
+            for r in rule["fnir_at_fpir"]
+        ]
+        rules.add_row(name, *cells)
+    console.print(rules)
+    scan = data["scan_rule"]
+    rule = scan["rule"]
+    console.print(
+        f"frs scan's rule for this gallery at --fpir 0.01: distance <= {rule['threshold']}"
+        + (f" and margin >= {rule['margin']}" if rule["margin"] else "")
+        + f"; FPIR predicted {scan['predicted_fpir']:.4f}, measured {scan['measured_fpir']:.4f}; "
+        f"FNIR predicted {scan['predicted_fnir']:.4f}, measured {scan['measured_fnir']:.4f} "
+        f"({rule['source']})"
+    )
     console.print(f"rank-1 identification rate: {data['rank1_identification_rate']:.4f}")
     prec = Table(title=f"Share of alerts that are right, at threshold {op['threshold']}")
     prec.add_column("people on the watchlist among those searched")
@@ -806,6 +854,13 @@ def watchlist_verify(watchlist: Path | None) -> None:
     with Watchlist.open(path, check=False) as wl:
         problems = wl.verify()
         faces = wl.face_count() if not problems else 0
+        unlike = [] if problems else wl.unlike_photos()
+    for u in unlike:
+        click.echo(
+            f"warning: {u.photo} ({u.identity}) looks unlike its identity's other "
+            f"{u.others} photo(s): median distance {u.distance:.2f}",
+            err=True,
+        )
     for problem in problems:
         click.echo(f"problem: {problem}", err=True)
     if problems:

@@ -9,6 +9,13 @@ Terms (ISO/IEC 19795-1, NIST FRTE 1:N):
   (a probe without a face cannot alert);
 - TPIR = 1 - FNIR; precision of alerts at prevalence p (the share of people searched
   who are on the watchlist) = TPIR p / (TPIR p + FPIR (1 - p)).
+
+Rules compared on the same split (FNIR at each FPIR target, the best any parameters
+give on these searches): the threshold alone; threshold + margin (to the next gallery
+identity); + cohort (the margin is also to the nearest face of `--cohort DIR`); and
++ fusion (each probe the mean of two encodings of one person, where identities have
+two probe photos). Beside them, the rule `frs scan` would choose from the gallery alone
+(calibration.py) with its predicted FPIR and FNIR and the ones measured here.
 """
 
 from __future__ import annotations
@@ -46,6 +53,9 @@ class Search:
     mated: bool
     rank1: str | None  # None: no face found in the probe
     rank1_distance: float
+    second_distance: float = float("inf")  # the nearest other gallery identity
+    cohort_distance: float = float("inf")  # the nearest cohort face (--cohort)
+    fused: bool = False  # the probe is the mean of two encodings of one person
 
 
 @dataclass
@@ -58,6 +68,9 @@ class Report:
     split: Split
     failures_to_enrol: list[str] = field(default_factory=list)
     searches: list[Search] = field(default_factory=list)
+    fused: list[Search] = field(default_factory=list)
+    cohort_faces: int = 0
+    calibration: dict[str, Any] = field(default_factory=dict)
 
 
 def dataset_identities(root: Path) -> dict[str, list[str]]:
@@ -98,7 +111,9 @@ def run_evaluation(
     tolerance: float,
     mapper: Mapper | None = None,
     limit: int | None = None,
+    cohort: Path | None = None,
 ) -> Report:
+    from frs_cli import calibration
     from frs_cli.enroll import encode_photos
 
     people = dataset_identities(dataset)
@@ -108,11 +123,15 @@ def run_evaluation(
     report = Report(str(dataset), seed, enrol, gallery_share, tolerance, split)
     jobs = [PhotoJob(name, p) for name, photos in split.gallery.items() for p in photos]
     jobs += [PhotoJob(name, p) for name, p in split.mated + split.non_mated]
+    n_gallery = sum(len(v) for v in split.gallery.values())
+    n_probes = len(jobs) - n_gallery
+    if cohort is not None:
+        jobs += _cohort_jobs(cohort, people)
     mated_people = set(split.gallery)
     vectors: list[np.ndarray] = []
     labels: list[str] = []
-    n_gallery = sum(len(v) for v in split.gallery.values())
     probes: list[tuple[PhotoJob, np.ndarray | None]] = []
+    cohort_vectors: list[np.ndarray] = []
     for k, result in enumerate(encode_photos(jobs, mapper, choose="central")):
         if k < n_gallery:
             if result.vector is None:
@@ -120,28 +139,169 @@ def run_evaluation(
             else:
                 vectors.append(result.vector)
                 labels.append(result.job.identity)
-        else:
+        elif k < n_gallery + n_probes:
             probes.append((result.job, result.vector))
+        elif result.vector is not None:
+            cohort_vectors.append(result.vector)
     if not vectors:
         raise FrsError("no gallery photo could be enrolled")
     gallery = np.stack(vectors)
     label_arr = np.array(labels)
+    cohort_arr = np.stack(cohort_vectors) if cohort_vectors else np.zeros((0, gallery.shape[1]))
+    report.cohort_faces = len(cohort_arr)
     for job, vec in probes:
-        mated = job.identity in mated_people
-        if vec is None:
-            report.searches.append(Search(job.identity, job.path, mated, None, float("inf")))
-            continue
-        dist = np.linalg.norm(gallery - vec, axis=1)
-        best = int(np.argmin(dist))
-        report.searches.append(
-            Search(job.identity, job.path, mated, str(label_arr[best]), float(dist[best]))
-        )
+        report.searches.append(_search(job.identity, job.path, job.identity in mated_people,
+                                       vec, gallery, label_arr, cohort_arr))  # fmt: skip
+    # Fusion: the mean of the first two probe encodings of each person that has two.
+    by_person: dict[str, list[tuple[str, np.ndarray]]] = {}
+    for job, vec in probes:
+        if vec is not None:
+            by_person.setdefault(job.identity, []).append((job.path, vec))
+    for person, views in sorted(by_person.items()):
+        if len(views) >= 2:
+            mean = (views[0][1] + views[1][1]) / 2
+            report.fused.append(_search(person, f"{views[0][0]} + {views[1][0]}",
+                                        person in mated_people, mean, gallery, label_arr,
+                                        cohort_arr, fused=True))  # fmt: skip
+    # The rule frs scan would choose from this gallery (and cohort) alone.
+    codes = {name: i for i, name in enumerate(sorted(set(labels)))}
+    ids = np.concatenate([[codes[n] for n in labels], -1 - np.arange(len(cohort_arr))])
+    cal = calibration.calibrate(
+        ids.astype(np.int64), calibration.exact_knn(np.concatenate([gallery, cohort_arr]))
+    )
+    rule = calibration.choose(cal, calibration.DEFAULT_FPIR)
+    fp, fn = rule_rates(report.searches, rule.threshold, rule.margin, cohort=bool(len(cohort_arr)))
+    report.calibration = {
+        "rule": rule.to_dict(),
+        "predicted_fpir": rule.fpir,
+        "measured_fpir": fp,
+        "predicted_fnir": rule.fnir,
+        "measured_fnir": fn,
+    }
     return report
+
+
+def _cohort_jobs(folder: Path, people: dict[str, list[str]]) -> list[PhotoJob]:
+    """Every photo under `folder` (recursively); none may be of a dataset identity."""
+    photos = sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in images.IMAGE_SUFFIXES)
+    if not photos:
+        raise UsageError(f"{folder}: no photos for the cohort")
+    clash = sorted({Path(p).parent.name for p in photos} & set(people))
+    if clash:
+        raise UsageError(
+            f"{folder}: the cohort must hold people outside the dataset; it has {clash[:3]}"
+        )
+    return [PhotoJob("(cohort)", p) for p in photos]
+
+
+def _search(
+    identity: str,
+    photo: str,
+    mated: bool,
+    vec: np.ndarray | None,
+    gallery: np.ndarray,
+    labels: np.ndarray,
+    cohort: np.ndarray,
+    fused: bool = False,
+) -> Search:
+    if vec is None:
+        return Search(identity, photo, mated, None, float("inf"), fused=fused)
+    dist = np.linalg.norm(gallery - vec, axis=1)
+    best = int(np.argmin(dist))
+    others = dist[labels != labels[best]]
+    return Search(
+        identity,
+        photo,
+        mated,
+        str(labels[best]),
+        float(dist[best]),
+        float(others.min()) if len(others) else float("inf"),
+        float(np.linalg.norm(cohort - vec, axis=1).min()) if len(cohort) else float("inf"),
+        fused,
+    )
 
 
 # -- metrics --------------------------------------------------------------
 def _hit(s: Search, threshold: float) -> bool:
     return s.rank1 == s.identity and s.rank1_distance <= threshold
+
+
+def _competitor(s: Search, cohort: bool) -> float:
+    return min(s.second_distance, s.cohort_distance) if cohort else s.second_distance
+
+
+def rule_rates(
+    searches: Sequence[Search], threshold: float, margin: float | None, cohort: bool = False
+) -> tuple[float, float]:
+    """(FPIR, FNIR) of the rule distance <= threshold and margin >= margin (None: no
+    margin); the margin is to the next gallery identity, and the cohort's nearest face
+    too when `cohort`."""
+    mated = [s for s in searches if s.mated]
+    non = [s for s in searches if not s.mated]
+
+    def passes(s: Search) -> bool:
+        if s.rank1 is None or s.rank1_distance > threshold:
+            return False
+        return margin is None or _competitor(s, cohort) - s.rank1_distance >= margin
+
+    fp = sum(passes(s) for s in non) / len(non) if non else float("nan")
+    fn = (
+        1 - sum(passes(s) and s.rank1 == s.identity for s in mated) / len(mated)
+        if mated
+        else float("nan")
+    )
+    return fp, fn
+
+
+THRESHOLDS = tuple(round(0.30 + 0.005 * i, 3) for i in range(81))  # 0.30 ... 0.70
+MARGINS = tuple(round(0.01 * i, 2) for i in range(21))  # 0.00 ... 0.20
+
+
+def best_rule_at_fpir(
+    searches: Sequence[Search], target: float, cohort: bool
+) -> dict[str, float] | None:
+    """The threshold and margin with the fewest misses whose FPIR here is <= target."""
+    best: dict[str, float] | None = None
+    for t in THRESHOLDS:
+        for m in MARGINS:
+            fp, fn = rule_rates(searches, t, m, cohort)
+            if fp <= target and (best is None or fn < best["fnir"]):
+                best = {"fpir_target": target, "threshold": t, "margin": m, "fpir": fp, "fnir": fn}
+    return best
+
+
+def compare_rules(report: Report) -> dict[str, dict[str, Any]]:
+    """FNIR at each FPIR target for each rule, on the same split."""
+    rules: dict[str, dict[str, Any]] = {
+        "threshold": {"fnir_at_fpir": [at_fpir(report.searches, t) for t in FPIR_TARGETS]},
+        "threshold+margin": {
+            "fnir_at_fpir": [best_rule_at_fpir(report.searches, t, False) for t in FPIR_TARGETS]
+        },
+    }
+    if report.cohort_faces:
+        rules["threshold+margin+cohort"] = {
+            "fnir_at_fpir": [best_rule_at_fpir(report.searches, t, True) for t in FPIR_TARGETS]
+        }
+    if any(s.mated for s in report.fused) and any(not s.mated for s in report.fused):
+        name = "fusion of 2+margin" + ("+cohort" if report.cohort_faces else "")
+        rules[name] = {
+            "fnir_at_fpir": [
+                best_rule_at_fpir(report.fused, t, bool(report.cohort_faces)) for t in FPIR_TARGETS
+            ],
+            "mated_searches": sum(s.mated for s in report.fused),
+            "non_mated_searches": sum(not s.mated for s in report.fused),
+        }
+    return rules
+
+
+def det_margin(searches: Sequence[Search], cohort: bool) -> list[tuple[float, float]]:
+    """(FPIR, FNIR): the lower envelope of threshold + margin over the grids."""
+    points = sorted(rule_rates(searches, t, m, cohort) for t in THRESHOLDS for m in MARGINS)
+    envelope: list[tuple[float, float]] = []
+    for fp, fn in points:
+        if not envelope or fn < envelope[-1][1]:
+            envelope.append((fp, fn))
+    return envelope
 
 
 def fnir(searches: Sequence[Search], threshold: float) -> float:
@@ -206,6 +366,8 @@ def summarise(searches: Sequence[Search], tolerance: float) -> dict[str, Any]:
 
 
 def report_dict(report: Report, groups: dict[str, str] | None = None) -> dict[str, Any]:
+    rules = compare_rules(report)
+    default = "threshold+margin+cohort" if report.cohort_faces else "threshold+margin"
     data: dict[str, Any] = {
         "dataset": report.dataset,
         "seed": report.seed,
@@ -216,6 +378,13 @@ def report_dict(report: Report, groups: dict[str, str] | None = None) -> dict[st
         - len(report.failures_to_enrol),
         "failures_to_enrol": report.failures_to_enrol,
         **summarise(report.searches, report.tolerance),
+        "cohort_faces": report.cohort_faces,
+        "rules": rules,
+        "scan_rule": report.calibration,
+        "det_margin": [
+            {"fpir": fp, "fnir": fn}
+            for fp, fn in det_margin(report.searches, bool(report.cohort_faces))
+        ],
         "det": [
             {"threshold": round(t, 4), "fpir": fp, "fnir": fn}
             for t, fp, fn in det_curve(report.searches)
@@ -226,6 +395,10 @@ def report_dict(report: Report, groups: dict[str, str] | None = None) -> dict[st
             "non_mated": [p for _, p in report.split.non_mated],
         },
     }
+    # `fnir_at_fpir` is for the kind of rule frs scan uses by default (threshold + margin,
+    # + cohort when one is given); the threshold alone's stays in `rules`.
+    data["fnir_at_fpir"] = rules[default]["fnir_at_fpir"]
+    data["fnir_at_fpir_rule"] = default
     if groups is not None:
         data["groups"] = group_rows(report, groups)
     return data
@@ -270,11 +443,21 @@ def plot_det(data: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = [(d["fpir"], d["fnir"]) for d in data["det"] if d["fpir"] > 0 and d["fnir"] > 0]
     fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=120)
-    if points:
-        xs, ys = zip(*points, strict=True)
-        ax.step(xs, ys, where="post", label="DET")
+    curves = (("det", "threshold"), ("det_margin", f"{data.get('fnir_at_fpir_rule')}"))
+    for key, label in curves:
+        points = [
+            (d["fpir"], d["fnir"]) for d in data.get(key, []) if d["fpir"] > 0 and d["fnir"] > 0
+        ]
+        if points:
+            xs, ys = zip(*points, strict=True)
+            ax.step(xs, ys, where="post", label=label)
+    scan = data.get("scan_rule") or {}
+    if scan.get("measured_fpir") and scan.get("measured_fnir"):
+        ax.plot(
+            [scan["measured_fpir"]], [scan["measured_fnir"]], "s", color="C2",
+            label=f"frs scan's rule (predicted FPIR {scan['predicted_fpir']:.4f})",
+        )  # fmt: skip
     op = data["at_tolerance"]
     if op["fpir"] > 0 and op["fnir"] > 0:
         ax.plot(

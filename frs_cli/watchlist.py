@@ -40,6 +40,9 @@ HNSW_EF_CONSTRUCTION = 200
 HNSW_EF = 192  # recall@1 0.992 at 1M faces, p50 0.74 ms (benchmarks/watchlist_scale.py)
 NEIGHBOURS = 32  # asked of the index per query, then grouped by identity
 CALIBRATION_VERSION = 1  # of W.calibration.json's layout and of the estimates in it
+UNLIKE_DISTANCE = 0.6  # a photo whose median distance to its identity's other photos is
+# above this is reported: on LFW 98.3% of same-person pairs are closer and 99.4% of
+# different-person pairs farther (frs_cli/tables.py)
 COHORT_NAME = "(cohort)"  # second_identity when a cohort face was the nearest other: no
 # name or photo of a cohort person ever reaches a row
 CHECK_ON_OPEN_BYTES = 128 << 20  # stores up to this size are checked at every open (SQLite's
@@ -184,6 +187,16 @@ class _Connection(sqlite3.Connection):
 class Identity:
     name: str
     faces: int
+
+
+@dataclass(frozen=True)
+class Unlike:
+    """A photo enrolled under an identity whose other photos do not look like it."""
+
+    identity: str
+    photo: str
+    distance: float  # median distance to the identity's other photos
+    others: int  # how many other photos the identity has
 
 
 class Watchlist:
@@ -437,6 +450,29 @@ class Watchlist:
             self.conn.execute("DELETE FROM faces WHERE identity_id = ?", (src[0],))
             self.conn.execute("DELETE FROM identities WHERE id = ?", (src[0],))
             return True
+
+    def unlike_photos(self, names: set[str] | None = None) -> list[Unlike]:
+        """Photos that look unlike the rest of their identity (of `names`, or all): e.g. a
+        folder of several people's photos enrolled as one identity by its file names."""
+        rows = self.conn.execute(
+            "SELECT i.name, f.photo, f.vector FROM faces f JOIN identities i"
+            " ON i.id = f.identity_id ORDER BY i.name, f.id"
+        ).fetchall()
+        by: dict[str, list[tuple[str, np.ndarray]]] = {}
+        for name, photo, blob in rows:
+            if (names is None or name in names) and len(blob) == DIM * 4:
+                by.setdefault(name, []).append((photo, np.frombuffer(blob, np.float32)))
+        out = []
+        for name, faces in by.items():
+            if len(faces) < 2:
+                continue
+            vectors = np.stack([v for _, v in faces]).astype(np.float64)
+            d = np.linalg.norm(vectors[:, None] - vectors[None], axis=2)
+            for k, (photo, _) in enumerate(faces):
+                median = float(np.median(np.delete(d[k], k)))
+                if median > UNLIKE_DISTANCE:
+                    out.append(Unlike(name, photo, round(median, 4), len(faces) - 1))
+        return out
 
     # -- the cohort ------------------------------------------------------
     def _has_cohort_table(self) -> bool:

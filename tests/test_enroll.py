@@ -146,3 +146,39 @@ def test_decompression_bomb_is_refused(tmp_path):
     result = run_cli("enroll", "-w", tmp_path / "wl.db", bomb)
     assert result.exit_code == 1
     assert "refusing it as a decompression bomb" in result.stderr
+
+
+def test_photos_unlike_the_rest_of_their_identity_are_reported(tmp_path):
+    """img1.jpg, img2.png, img3.jpg are enrolled as one identity "img" by their names:
+    two of Grace Hopper (one mirrored), one of Eileen Collins. Only hers is reported,
+    with its median distance to the others (each of Grace Hopper's has one near and one
+    far photo: a median below the limit). verify lists the same."""
+    from PIL import ImageOps
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    hopper = Image.open(SAMPLE / "Grace_Hopper.jpg").convert("RGB")
+    hopper.save(folder / "img1.jpg")
+    Image.open(SAMPLE / "Eileen_Collins.png").convert("RGB").save(folder / "img2.png")
+    ImageOps.mirror(hopper).save(folder / "img3.jpg")
+    wl = tmp_path / "wl.db"
+    result = run_cli("enroll", "-w", wl, "--workers", "1", folder)
+    assert result.exit_code == 0, result.stderr
+    with Watchlist.open(wl) as store:
+        vectors = store.vectors.astype(float)
+    d = np.linalg.norm(vectors[:, None] - vectors[None], axis=2)
+    medians = [float(np.median(np.delete(d[k], k))) for k in range(3)]
+    flagged = [k for k in range(3) if medians[k] > 0.6]
+    assert flagged == [1]  # Eileen Collins's photo: far from both of Grace Hopper's
+    photo = str(folder / "img2.png")
+    assert (
+        f"unlike: {photo} (img): median distance {round(medians[1], 4):.2f} to its 2 other "
+        "photo(s); a different person?" in result.stderr
+    )
+    assert "warning: 1 photo(s) of 1 identit(y/ies) look unlike the rest" in result.stderr
+    verify = run_cli("watchlist", "verify", "-w", wl)
+    assert verify.exit_code == 0
+    assert verify.stderr.splitlines()[0] == (
+        f"warning: {photo} (img) looks unlike its identity's other 2 photo(s): median "
+        f"distance {round(medians[1], 4):.2f}"
+    )

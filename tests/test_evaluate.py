@@ -127,6 +127,9 @@ def test_lfw_subset_counts_match_an_independent_computation(tmp_path):
     names = [n for n, v in enrolled.items() if v is not None]
     matrix = np.stack([enrolled[n] for n in names])
     rank1_hits = misses = alerts = fta = 0
+    rule = report["scan_rule"]["rule"]
+    t, m = rule["threshold"], rule["margin"] or 0.0
+    rule_alerts = rule_misses = 0
     for kind in ("mated", "non_mated"):
         for path in report["split"][kind]:
             person = path.split("/")[-2]
@@ -134,17 +137,27 @@ def test_lfw_subset_counts_match_an_independent_computation(tmp_path):
             if vec is None:
                 fta += 1
                 misses += kind == "mated"
+                rule_misses += kind == "mated"
                 continue
             d = np.linalg.norm(matrix - vec, axis=1)
             top, dist = names[int(np.argmin(d))], float(d.min())
+            second = float(np.sort(d)[1])  # one photo per identity in this gallery
+            passes = dist <= t and second - dist >= m
             if kind == "mated":
                 rank1_hits += top == person
                 misses += not (top == person and dist <= 0.6)
+                rule_misses += not (passes and top == person)
             else:
                 alerts += dist <= 0.6
+                rule_alerts += passes
     assert report["mated_searches"] == len(report["split"]["mated"])
     assert round(report["rank1_identification_rate"] * report["mated_searches"]) == rank1_hits
     assert report["at_tolerance"]["mated_misses"] == misses
     assert report["at_tolerance"]["non_mated_alerts"] == alerts
     assert sum(report["failures_to_acquire"].values()) == fta
+    # The rule frs scan would choose for this gallery, measured here independently.
+    assert report["scan_rule"]["measured_fpir"] == rule_alerts / len(report["split"]["non_mated"])
+    assert report["scan_rule"]["measured_fnir"] == rule_misses / len(report["split"]["mated"])
+    assert {"threshold", "threshold+margin"} <= set(report["rules"])
+    assert report["fnir_at_fpir_rule"] == "threshold+margin"
     shutil.rmtree(tmp_path, ignore_errors=True)
