@@ -9,6 +9,9 @@
 3. At ~1,400 gallery identities: FNIR at FPIR 1% for the threshold alone and for the
    threshold + margin chosen by frs's calibration, and the FPIR the calibration
    predicted beside the FPIR measured on real non-mated probes (also at 400).
+With --footage: a watchlist of every lfw-dev identity (up to 3 photos each) scanned over
+the shared footage at the default rule and at face_recognition's 0.6 (none of the
+footage's people is on it: every alert is false).
 With --tables: prints frs_cli/tables.py (per-comparison impostor and same-person
 distance distributions: numbers only, never an encoding).
 """
@@ -172,6 +175,28 @@ def tables(names: np.ndarray, vectors: np.ndarray) -> str:
     )
 
 
+def footage(names: np.ndarray, vectors: np.ndarray, folder: Path) -> None:
+    import subprocess
+    import tempfile
+
+    from frs_cli import models
+    from frs_cli.watchlist import Watchlist
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "lfw.db"
+        with Watchlist.create(path, models.encoder_model_id()) as wl:
+            wl.add_vectors([str(n) for n in names], vectors, source="lfw-dev")
+        clips = sorted(str(p) for p in folder.glob("*.mp4"))
+        for extra in ([], ["--tolerance", "0.6"]):
+            out = subprocess.run(
+                [sys.executable, "-m", "frs_cli", "scan", "-w", str(path), *extra, *clips],
+                capture_output=True, text=True, cwd=ROOT,
+            )  # fmt: skip
+            rows = [r for r in out.stdout.splitlines()[1:] if r]
+            print(f"{' '.join(extra) or 'default rule'}: {len(rows)} alerts")
+            print(out.stderr)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lfw", type=Path, default=ROOT.parent / "shared/data/lfw-dev")
@@ -179,11 +204,15 @@ def main() -> None:
         "--cache", type=Path, default=Path.home() / ".cache/frs/lfw-dev-encodings.npz"
     )
     parser.add_argument("--tables", action="store_true")
+    parser.add_argument("--footage", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     names, vectors = encode(args.lfw, args.cache)
     if args.tables:
         print(tables(names, vectors))
+        return
+    if args.footage:
+        footage(names, vectors, args.lfw.parent / "footage")
         return
     for size in (100, 400, 1000, 1400, 2450):
         runs = [experiment(names, vectors, size, seed) for seed in range(args.seed, args.seed + 5)]

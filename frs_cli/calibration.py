@@ -115,14 +115,21 @@ def fixed(tolerance: float, cal: Calibration | None = None) -> Rule:
     return Rule(tolerance, None, None, fpir, cal.fnir[ti][0], f"fixed threshold; FPIR from {how}")
 
 
-def expected_false_alerts(rule: Rule, faces: int) -> float | None:
-    """How many of `faces` faces of unlisted people are expected to alert."""
-    return None if rule.fpir is None else round(rule.fpir * faces, 3)
+def expected_false_alerts(rule: Rule, looks: dict[int, int]) -> float | None:
+    """How many faces of unlisted people are expected to alert, for `looks` = {k: number
+    of faces followed whose best of k encodings decided}. A face is matched on the
+    nearest of its encodings: k looks alert with 1 - (1 - FPIR)^k at most (the views of
+    one face are alike, so fewer)."""
+    if rule.fpir is None:
+        return None
+    fpir = rule.fpir
+    return round(sum(n * (1 - (1 - fpir) ** k) for k, n in looks.items()), 3)
 
 
-def summary_lines(rule: Rule, faces: int) -> list[str]:
+def summary_lines(rule: Rule, looks: dict[int, int]) -> list[str]:
     """What the rule is, what it is expected to cost, and what that means for a scan
-    that followed `faces` faces."""
+    whose faces had `looks` ({encodings per face: faces})."""
+    faces = sum(looks.values())
     lines = [f"rule: {rule.describe()}"]
     if rule.fpir is None or rule.fnir is None:
         lines.append("its error rates on this watchlist were not estimated")
@@ -131,9 +138,10 @@ def summary_lines(rule: Rule, faces: int) -> list[str]:
         f"estimated for this watchlist: FPIR {rule.fpir:.4f} (a face of someone not on it "
         f"alerts), FNIR {rule.fnir:.2f} (a face of someone on it is missed); {rule.source}"
     )
+    expected = expected_false_alerts(rule, looks) or 0.0
     lines.append(
-        f"for this scan: if none of the {faces} faces followed is on the watchlist, about "
-        f"{rule.fpir * faces:.2g} of them are expected to alert anyway"
+        f"for this scan: if none of the {faces} faces followed is on the watchlist, at most "
+        f"about {expected:.2g} of them are expected to alert anyway"
     )
     return lines
 

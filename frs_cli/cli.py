@@ -549,7 +549,7 @@ def _print_summary(stats: Any, cfg: Any) -> None:
         f"{stats.tracks} faces followed (tracks), {stats.alerts} alerts (matched appearances), "
         f"{1000 * stats.alerts / stats.tracks if stats.tracks else 0:.1f} per 1,000 faces, "
         f"against {stats.watchlist_identities} identities ({stats.watchlist_faces} faces)",
-        *calibration.summary_lines(cfg.rule, stats.tracks),
+        *calibration.summary_lines(cfg.rule, stats.looks),
     ]
     derived = [i["path"] for i in stats.inputs if "times" in i]
     if derived:
@@ -783,8 +783,8 @@ def watchlist_info(watchlist: Path | None, fpir: float) -> None:
         ]
         if faces:
             rule = wl.rule(fpir)
-            lines += [f"at --fpir {fpir:g}, {calibration.summary_lines(rule, 0)[0]}"]
-            lines += calibration.summary_lines(rule, 0)[1:2]
+            lines += [f"at --fpir {fpir:g}, {calibration.summary_lines(rule, {})[0]}"]
+            lines += calibration.summary_lines(rule, {})[1:2]
             fixed = calibration.fixed(0.6, wl.calibration())
             if fixed.fpir is not None:
                 lines.append(
@@ -1092,7 +1092,8 @@ def _summary(stats: Any, cfg: Any, model_id: str) -> dict[str, Any]:
         "watchlist_faces": stats.watchlist_faces,
         "rule": cfg.rule.to_dict(),
         "rule_text": cfg.rule.describe(),
-        "expected_false_alerts": calibration.expected_false_alerts(cfg.rule, stats.tracks),
+        "expected_false_alerts": calibration.expected_false_alerts(cfg.rule, stats.looks),
+        "encodings_per_face": {str(k): n for k, n in sorted(stats.looks.items())},
         "encoder": model_id,
         "detector": cfg.analysis.model,
         "min_face_px": cfg.analysis.min_face,

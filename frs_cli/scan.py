@@ -62,6 +62,7 @@ class FileOutcome:
     frames_analysed: int = 0
     faces: int = 0  # sightings in analysed frames and refined edges
     tracks: int = 0
+    looks: list[int] = field(default_factory=list)  # per track: encodings it was matched on
 
 
 @dataclass
@@ -76,6 +77,7 @@ class ScanStats:
     faces: int = 0
     tracks: int = 0
     alerts: int = 0
+    looks: dict[int, int] = field(default_factory=dict)  # encodings per face: faces
     watchlist_faces: int = 0
     watchlist_identities: int = 0
     interrupted: bool = False
@@ -220,6 +222,7 @@ def assemble(
     tracks = join_segments(results, clock.time_base, cfg.analysis.max_gap_s)
     tracks = [t for t in tracks if t.encodings]
     outcome.tracks = len(tracks)
+    outcome.looks = [len(t.encodings) for t in tracks]
     outcome.frames_analysed = sum(r.frames_analysed for r in results)
     outcome.faces = sum(len(t.sightings) for t in tracks)
     for track_id, (track, found) in enumerate(
@@ -409,6 +412,8 @@ def run_scan(
         stats.frames_analysed += outcome.frames_analysed
         stats.faces += outcome.faces
         stats.tracks += outcome.tracks
+        for k in outcome.looks:
+            stats.looks[k] = stats.looks.get(k, 0) + 1
         stats.alerts += sum(1 for a in outcome.appearances if a.identity is not None)
         emit(outcome)
         entry: dict[str, Any] = {
