@@ -214,18 +214,11 @@ def main() -> None:
     if args.footage:
         footage(names, vectors, args.lfw.parent / "footage")
         return
-    for size in (100, 400, 1000, 1400, 2450):
-        runs = [experiment(names, vectors, size, seed) for seed in range(args.seed, args.seed + 5)]
-        for run in runs:
-            print(run, flush=True)
-        mean = {
-            key: round(float(np.mean([r["frs_rule"][key] for r in runs])), 4)  # type: ignore[index]
-            for key in ("predicted_fpir", "measured_fpir", "predicted_fnir", "measured_fnir")
-        }
-        print(f"gallery {size}, mean of 5 splits: frs rule {mean}", flush=True)
-    for size in (100, 400, 1400):
+    for size, cohort in [(n, 0) for n in (100, 400, 1000, 1400, 2450)] + [
+        (n, 1000) for n in (100, 400, 1400)
+    ]:
         runs = [
-            experiment(names, vectors, size, seed, 1000) for seed in range(args.seed, args.seed + 5)
+            experiment(names, vectors, size, s, cohort) for s in range(args.seed, args.seed + 5)
         ]
         for run in runs:
             print(run, flush=True)
@@ -233,7 +226,8 @@ def main() -> None:
             key: round(float(np.mean([r["frs_rule"][key] for r in runs])), 4)  # type: ignore[index]
             for key in ("predicted_fpir", "measured_fpir", "predicted_fnir", "measured_fnir")
         }
-        print(f"gallery {size} + cohort 1000, mean of 5 splits: frs rule {mean}", flush=True)
+        what = f"gallery {size}" + (f" + cohort {cohort}" if cohort else "")
+        print(f"{what}, mean of 5 splits: frs rule {mean}", flush=True)
 
 
 if __name__ == "__main__":

@@ -113,8 +113,8 @@ def enroll(
     (Ada_Lovelace.jpg, Ada_Lovelace_2.jpg), or, with --name, photos of one person.
     The largest face of each photo is enrolled; photos already enrolled are skipped.
     """
-    from frs_cli import audit, models
     from frs_cli import enroll as enrol_mod
+    from frs_cli import models
     from frs_cli.watchlist import UNLIKE_DISTANCE, Watchlist
 
     path = _watchlist_path(watchlist)
@@ -129,20 +129,7 @@ def enroll(
             stats = enrol_mod.run_enroll(wl, jobs, functools.partial(_map, executor), _say(quiet))
             total = wl.face_count()
             people = len(wl.identities())
-            audit.append(
-                path,
-                audit.record(
-                    "enroll",
-                    watchlist=wl.fingerprint(),
-                    inputs=stats.photos,
-                    counts={
-                        "enrolled": stats.enrolled,
-                        "already_enrolled": stats.duplicates,
-                        "no_face": stats.no_face,
-                        "unreadable": stats.unreadable,
-                    },
-                ),
-            )
+            _audit_photos(path, wl, "enroll", stats, ("enrolled", "already_enrolled"))
             unlike = wl.unlike_photos({p["identity"] for p in stats.photos})
     finally:
         executor.shutdown()
@@ -169,6 +156,18 @@ def enroll(
     )
     if stats.failed:
         sys.exit(EXIT_PARTIAL if stats.enrolled or stats.duplicates else EXIT_FAILURE)
+
+
+def _audit_photos(path: Path, wl: Any, command: str, stats: Any, keys: tuple[str, str]) -> None:
+    """The audit record of a command that encoded photos (enroll, cohort add)."""
+    from frs_cli import audit
+
+    counts = {keys[0]: stats.enrolled, keys[1]: stats.duplicates}
+    counts |= {"no_face": stats.no_face, "unreadable": stats.unreadable}
+    audit.append(
+        path,
+        audit.record(command, watchlist=wl.fingerprint(), inputs=stats.photos, counts=counts),
+    )
 
 
 def _map(executor: Any, fn: Callable[[Any], Any], items: list[Any]) -> Iterator[Any]:
@@ -888,7 +887,6 @@ def cohort_add(
     watchlist: Path | None, workers: int | None, quiet: bool, paths: tuple[str, ...]
 ) -> None:
     """Add the largest face of each photo in PATHS (files or folders) to the cohort."""
-    from frs_cli import audit
     from frs_cli import enroll as enrol_mod
 
     path = _watchlist_path(watchlist)
@@ -900,20 +898,7 @@ def cohort_add(
         with _open_for_change(path) as wl:
             stats = enrol_mod.run_cohort(wl, jobs, functools.partial(_map, executor), _say(quiet))
             total = wl.cohort_count()
-            audit.append(
-                path,
-                audit.record(
-                    "cohort-add",
-                    watchlist=wl.fingerprint(),
-                    inputs=stats.photos,
-                    counts={
-                        "added": stats.enrolled,
-                        "already_there": stats.duplicates,
-                        "no_face": stats.no_face,
-                        "unreadable": stats.unreadable,
-                    },
-                ),  # fmt: skip
-            )
+            _audit_photos(path, wl, "cohort-add", stats, ("added", "already_there"))
     finally:
         executor.shutdown()
     click.echo(

@@ -154,6 +154,28 @@ class EnrolStats:
         return self.no_face + self.unreadable
 
 
+def _encoded(
+    jobs: list[PhotoJob],
+    mapper: Mapper | None,
+    stats: EnrolStats,
+    say: Callable[[str], None],
+    with_identity: bool = True,
+) -> Iterator[PhotoResult]:
+    """The photos that gave an encoding; the others are counted and reported."""
+    for result in encode_photos(jobs, mapper):
+        job = result.job
+        entry = {"path": job.path, "sha256": result.sha256, "status": result.status}
+        stats.photos.append({**entry, "identity": job.identity} if with_identity else entry)
+        if result.status == "unreadable":
+            stats.unreadable += 1
+            say(f"unreadable: {job.path}: {result.reason}")
+        elif result.status == "no-face":
+            stats.no_face += 1
+            say(f"no face: {job.path}: no face found; use a clearer, frontal photo")
+        else:
+            yield result
+
+
 def run_cohort(
     watchlist: Watchlist,
     jobs: list[PhotoJob],
@@ -162,14 +184,8 @@ def run_cohort(
 ) -> EnrolStats:
     """Encode every job's photo (largest face) into `watchlist`'s cohort."""
     stats = EnrolStats()
-    for result in encode_photos(jobs, mapper):
+    for result in _encoded(jobs, mapper, stats, say, with_identity=False):
         job = result.job
-        stats.photos.append({"path": job.path, "sha256": result.sha256, "status": result.status})
-        if result.status != "enrolled":
-            stats.unreadable += result.status == "unreadable"
-            stats.no_face += result.status == "no-face"
-            say(f"{result.status}: {job.path}: {result.reason}")
-            continue
         assert result.vector is not None
         if watchlist.add_cohort([(result.vector, result.sha256, os.path.abspath(job.path))]):
             stats.enrolled += 1
@@ -188,24 +204,8 @@ def run_enroll(
 ) -> EnrolStats:
     """Encode every job's photo and add it to `watchlist`; `say(line)` once per photo."""
     stats = EnrolStats()
-    for result in encode_photos(jobs, mapper):
+    for result in _encoded(jobs, mapper, stats, say):
         job = result.job
-        stats.photos.append(
-            {
-                "path": job.path,
-                "identity": job.identity,
-                "sha256": result.sha256,
-                "status": result.status,
-            }
-        )
-        if result.status == "unreadable":
-            stats.unreadable += 1
-            say(f"unreadable: {job.path}: {result.reason}")
-            continue
-        if result.status == "no-face":
-            stats.no_face += 1
-            say(f"no face: {job.path}: no face found; use a clearer, frontal photo")
-            continue
         assert result.vector is not None and result.box is not None
         b = result.box
         added = watchlist.add_faces(
