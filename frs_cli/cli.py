@@ -114,35 +114,24 @@ def enroll(
     The largest face of each photo is enrolled; photos already enrolled are skipped.
     """
     from frs_cli import enroll as enrol_mod
-    from frs_cli import models
     from frs_cli.watchlist import UNLIKE_DISTANCE, Watchlist
 
     path = _watchlist_path(watchlist)
-    jobs = enrol_mod.collect_jobs(paths, name)
-    if not jobs:
-        raise FrsError("no photos found in the given paths")
-    model_id = models.encoder_model_id()
-    n_workers = min(workers or _default_workers(), len(jobs))
-    executor = _executor(scheduler, n_workers, "hog")
-    try:
-        with Watchlist.create(path, model_id) as wl:
-            stats = enrol_mod.run_enroll(wl, jobs, functools.partial(_map, executor), _say(quiet))
-            total = wl.face_count()
-            people = len(wl.identities())
-            _audit_photos(path, wl, "enroll", stats, ("enrolled", "already_enrolled"))
-            unlike = wl.unlike_photos({p["identity"] for p in stats.photos})
-    finally:
-        executor.shutdown()
     say = _say(quiet)
+    with Watchlist.create(path) as wl:
+        stats = enrol_mod.enrol_into(wl, paths, name, workers or _default_workers(), scheduler, say)
+        total = wl.face_count()
+        people = len(wl.identities())
+        unlike = wl.unlike_photos({p["identity"] for p in stats.photos})
     for u in unlike:
         say(
             f"unlike: {u.photo} ({u.identity}): median distance {u.distance:.2f} to its "
             f"{u.others} other photo(s); a different person?"
         )
     if unlike:
-        people = len({u.identity for u in unlike})
+        odd = len({u.identity for u in unlike})
         click.echo(
-            f"warning: {len(unlike)} photo(s) of {people} identit(y/ies) look unlike the rest of "
+            f"warning: {len(unlike)} photo(s) of {odd} identit(y/ies) look unlike the rest of "
             f"their identity (median distance above {UNLIKE_DISTANCE}): check them; "
             "`frs watchlist verify` lists them, `frs watchlist remove` or `rename` fixes them",
             err=True,
@@ -298,9 +287,9 @@ def scan(
     """
     import dataclasses
 
-    from frs_cli import calibration
+    from frs_cli import scanning
     from frs_cli.errors import UsageError
-    from frs_cli.scan import ScanConfig
+    from frs_cli.scanning import ScanConfig
 
     if fpir is not None and tolerance is not None:
         raise UsageError("give --fpir (a rule chosen per watchlist) or --tolerance, not both")
@@ -326,7 +315,7 @@ def scan(
     # watchlist and probes the inputs.
     executor = _executor(scheduler, cfg.workers, model)
     try:
-        from frs_cli import audit, models
+        from frs_cli import models
         from frs_cli.progress import ScanProgress
         from frs_cli.watchlist import Watchlist
 
@@ -337,12 +326,7 @@ def scan(
                     f"the watchlist {cfg.watchlist} is empty; enrol photos with `frs enroll`"
                 )
             wl_fingerprint = wl.fingerprint()
-            rule = (
-                calibration.fixed(tolerance, wl.calibration())
-                if tolerance is not None
-                else wl.rule(fpir if fpir is not None else calibration.DEFAULT_FPIR)
-            )
-            cfg = dataclasses.replace(cfg, rule=rule)
+            cfg = dataclasses.replace(cfg, rule=scanning.choose_rule(wl, fpir, tolerance))
             journal = _journal(out, fmt, resume, cfg, wl_fingerprint)
             with (
                 _output(out, journal.offset if journal else 0) as stream,
@@ -351,32 +335,8 @@ def scan(
                 stats = _scan_to(stream, fmt, cfg, wl, executor, events, journal, crops_dir)
     finally:
         executor.shutdown()
-    summary = _summary(stats, cfg, wl_model)
-    audit.append(
-        cfg.watchlist,
-        audit.record(
-            "scan",
-            watchlist=wl_fingerprint,
-            inputs=[{**audit.fast_fingerprint(i["path"]), **i} for i in stats.inputs],
-            output=str(out) if out else "stdout",
-            format=fmt,
-            threshold=cfg.rule.threshold,
-            rule=cfg.rule.to_dict(),
-            unmatched_rows=cfg.unmatched,
-            counts={
-                k: summary[k]
-                for k in (
-                    "files_scanned",
-                    "files_failed",
-                    "footage_s",
-                    "face_detections",
-                    "tracks",
-                    "alerts",
-                )
-            },
-            interrupted=stats.interrupted,
-        ),
-    )
+    summary = scanning.summary(stats, cfg, wl_model)
+    scanning.audit_scan(cfg, stats, summary, wl_fingerprint, str(out) if out else "stdout", fmt)
     if summary_path is not None:
         _write_json(summary_path, summary)
     if not quiet or stats.files_failed:
@@ -389,13 +349,9 @@ def scan(
 
 
 def _executor(scheduler: str | None, workers: int, model: str) -> Any:
-    from frs_cli import executors
+    from frs_cli.executors import make_executor
 
-    if scheduler is None:
-        return executors.make_executor(workers, model)
-    from frs_cli.distributed import DaskExecutor
-
-    return DaskExecutor(scheduler, workers, model)
+    return make_executor(workers, model, scheduler)
 
 
 def _check_resume(out: Path | None, fmt: str) -> None:
@@ -450,8 +406,8 @@ def _scan_to(
     journal: Any,
     crops_dir: Path | None,
 ) -> Any:
-    from frs_cli import writers
-    from frs_cli.scan import FileOutcome, run_scan
+    from frs_cli import views, writers
+    from frs_cli.scanning import FileOutcome, run_scan
 
     columns: tuple[str, ...]
     if cfg.detections:
@@ -476,7 +432,7 @@ def _scan_to(
             if cfg.detections:
                 rows = writers.detection_rows(appearance)
             elif crops_dir is not None:
-                crop, view = _save_views(crops_dir, appearance)
+                crop, view = views.save_views(crops_dir, appearance)
                 rows = [writers.review_row(appearance, crop, view)]
             else:
                 rows = [writers.appearance_row(appearance)]
@@ -491,29 +447,6 @@ def _scan_to(
         return run_scan(cfg, wl, executor, emit, events, skip)
     finally:
         writer.close()
-
-
-def _save_views(folder: Path, a: Any) -> tuple[str | None, str | None]:
-    """Write a matched appearance's face crop and frame view; unmatched ones get none."""
-    import hashlib
-
-    from frs_cli.timecode import format_tc
-    from frs_cli.views import safe_name
-
-    if a.identity is None or not a.face_jpeg:
-        return None, None
-    source = Path(a.source)
-    tag = hashlib.sha1(str(source).encode()).hexdigest()[:6]
-    when = format_tc(a.best_s).replace(":", "h", 1).replace(":", "m", 1) + "s"
-    stem = f"{safe_name(source.stem, 40)}-{tag}_{safe_name(a.identity)}_{when}_t{a.track_id}"
-    paths = []
-    for suffix, data in (("face", a.face_jpeg), ("frame", a.frame_jpeg)):
-        path = folder / f"{stem}_{suffix}.jpg"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        paths.append(str(path))
-    return paths[0], paths[1]
 
 
 @contextlib.contextmanager
@@ -538,6 +471,7 @@ def _output(out: Path | None, keep: int = 0) -> Iterator[IO[str]]:
 
 def _print_summary(stats: Any, cfg: Any) -> None:
     from frs_cli import calibration
+    from frs_cli.scanning import PRECISION_NOTE
     from frs_cli.timecode import format_tc
 
     speed = float(stats.footage_s) / stats.wall_s if stats.wall_s else 0.0
@@ -559,14 +493,6 @@ def _print_summary(stats: Any, cfg: Any) -> None:
     for line in lines:
         click.echo(line, err=True)
     click.echo(PRECISION_NOTE, err=True)
-
-
-PRECISION_NOTE = (
-    "How many of these alerts are the right person cannot be known from the footage alone: "
-    "it depends on how many of the people filmed are really on the watchlist, and falls as the "
-    "watchlist grows. Every alert needs a person to check it; `frs evaluate` measures the error "
-    "rates for a threshold."
-)
 
 
 # -- evaluate ---------------------------------------------------------------
@@ -642,19 +568,14 @@ def evaluate(
     and FNIR that `frs scan`'s calibration predicts for this gallery beside the measured
     ones, and the precision of alerts against prevalence.
     """
-    from frs_cli import evaluate as ev
-    from frs_cli import executors
+    from frs_cli import api
+    from frs_cli import evaluation as ev
 
-    groups = ev.load_groups(groups_path) if groups_path else None
-    executor = executors.make_executor(workers or _default_workers(), "hog")
-    try:
-        report = ev.run_evaluation(
-            dataset, enrol, gallery_share, seed, tolerance, functools.partial(_map, executor),
-            limit, cohort_dir,
-        )  # fmt: skip
-    finally:
-        executor.shutdown()
-    data = ev.report_dict(report, groups)
+    data = api.evaluate(
+        dataset, enrol=enrol, gallery_share=gallery_share, seed=seed, tolerance=tolerance,
+        limit=limit, cohort=cohort_dir,
+        groups=ev.load_groups(groups_path) if groups_path else None, workers=workers,
+    )  # fmt: skip
     _print_evaluation(data)
     if json_path is not None:
         _write_json(json_path, data)
@@ -1053,45 +974,6 @@ def doctor() -> None:
         click.echo(line)
     if not ok:
         sys.exit(EXIT_FAILURE)
-
-
-def _summary(stats: Any, cfg: Any, model_id: str) -> dict[str, Any]:
-    from frs_cli import calibration
-
-    faces = stats.faces
-    return {
-        "files_scanned": stats.files_ok,
-        "files_failed": stats.files_failed,
-        "footage_s": round(float(stats.footage_s), 3),
-        "wall_s": round(stats.wall_s, 3),
-        "frames_analysed": stats.frames_analysed,
-        "face_detections": faces,
-        "tracks": stats.tracks,
-        "alerts": stats.alerts,
-        # A "face" here is one person followed through time (a track), not one frame.
-        "alerts_per_1000_faces": round(1000 * stats.alerts / stats.tracks, 2)
-        if stats.tracks
-        else 0.0,
-        "note": PRECISION_NOTE,
-        "watchlist_identities": stats.watchlist_identities,
-        "watchlist_faces": stats.watchlist_faces,
-        "rule": cfg.rule.to_dict(),
-        "rule_text": cfg.rule.describe(),
-        "expected_false_alerts": calibration.expected_false_alerts(cfg.rule, stats.looks),
-        "encodings_per_face": {str(k): n for k, n in sorted(stats.looks.items())},
-        "encoder": model_id,
-        "detector": cfg.analysis.model,
-        "min_face_px": cfg.analysis.min_face,
-        "sample_fps": cfg.analysis.sample_fps,
-        "detect_fps": cfg.analysis.detect_fps,
-        "quick_fps": cfg.analysis.quick_fps,
-        "workers": cfg.workers,
-        "interrupted": stats.interrupted,
-        # Per input: status, and for videos the probed and the analysed duration (equal
-        # unless the reason says why not) and how times were derived where the file has none.
-        "inputs": stats.inputs,
-        "stage_seconds": {k: round(v, 3) for k, v in sorted(stats.stage_seconds.items())},
-    }
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -20,7 +20,7 @@ from PIL import Image
 
 from frs_cli import detect, images, models
 from frs_cli.encode import face_encoding
-from frs_cli.errors import InputError, UsageError
+from frs_cli.errors import FrsError, InputError, UsageError
 from frs_cli.records import Box, Detection
 from frs_cli.watchlist import Watchlist, dumps_box
 
@@ -176,6 +176,47 @@ def _encoded(
             yield result
 
 
+def enrol_into(
+    watchlist: Watchlist,
+    paths: Iterable[str | Path],
+    name: str | None,
+    workers: int,
+    scheduler: str | None = None,
+    say: Callable[[str], None] | None = None,
+) -> EnrolStats:
+    """Encode the photos in `paths` (as `frs enroll` lays them out) in `workers`
+    processes (or on Dask), add them to `watchlist`, and record it in the audit trail."""
+    from frs_cli import audit
+    from frs_cli.executors import make_executor, ordered_map
+
+    jobs = collect_jobs([str(p) for p in paths], name)
+    if not jobs:
+        raise FrsError("no photos found in the given paths")
+    executor = make_executor(max(1, min(workers, len(jobs))), "hog", scheduler)
+    try:
+        stats = run_enroll(
+            watchlist,
+            jobs,
+            lambda fn, items: ordered_map(executor, fn, items),
+            say or print_nothing,
+        )
+    finally:
+        executor.shutdown()
+    counts = {"enrolled": stats.enrolled, "already_enrolled": stats.duplicates}
+    counts |= {"no_face": stats.no_face, "unreadable": stats.unreadable}
+    audit.append(
+        watchlist.path,
+        audit.record(
+            "enroll", watchlist=watchlist.fingerprint(), inputs=stats.photos, counts=counts
+        ),
+    )
+    return stats
+
+
+def print_nothing(line: str) -> None:
+    """A `say` for callers that want no messages."""
+
+
 def run_cohort(
     watchlist: Watchlist,
     jobs: list[PhotoJob],
@@ -192,6 +233,7 @@ def run_cohort(
             say(f"added to the cohort: {job.path}")
         else:
             stats.duplicates += 1
+            stats.photos[-1]["status"] = "already there"
             say(f"already in the cohort: {job.path}")
     return stats
 
@@ -221,6 +263,7 @@ def run_enroll(
         )
         if not added:
             stats.duplicates += 1
+            stats.photos[-1]["status"] = "already enrolled"
             say(f"already enrolled: {job.path} ({job.identity})")
             continue
         stats.enrolled += 1

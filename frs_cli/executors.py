@@ -181,8 +181,13 @@ def _import_for_workers() -> None:
 EXECUTORS: dict[str, type[Executor]] = {"serial": SerialExecutor, "process": ProcessExecutor}
 
 
-def make_executor(workers: int, model: str) -> Executor:
-    """One worker runs in-process (no start-up cost); more run in a process pool."""
+def make_executor(workers: int, model: str, scheduler: str | None = None) -> Executor:
+    """One worker runs in-process (no start-up cost); more run in a process pool; with
+    `scheduler` ("local" or a Dask address), on Dask workers."""
+    if scheduler is not None:
+        from frs_cli.distributed import DaskExecutor
+
+        return DaskExecutor(scheduler, workers, model)
     return EXECUTORS["serial" if workers <= 1 else "process"](workers, model)
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from frs_cli import decode
 from frs_cli.records import Segment, SegmentResult
-from frs_cli.scan import Events, FileOutcome
+from frs_cli.scanning import Events, FileOutcome
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
@@ -168,3 +169,9 @@ class Appearance:
     second_identity: str | None = None  # the next-nearest identity (the margin is to it)
     face_jpeg: bytes = b""
     frame_jpeg: bytes = b""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row `frs scan` writes for this appearance (same keys, rounding, order)."""
+        from frs_cli.writers import appearance_row
+
+        return appearance_row(self)

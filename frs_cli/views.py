@@ -4,14 +4,18 @@ for matched appearances). Also file names that are safe on any file system."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 import re
 import unicodedata
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from frs_cli.records import Box
+from frs_cli.records import Appearance, Box
+from frs_cli.timecode import format_tc
 
 FRAME_WIDTH = 640  # frame views are reduced to this width
 FACE_MARGIN = 0.4  # a face crop is the box grown by this much on each side
@@ -58,3 +62,22 @@ def safe_name(text: str, limit: int = 60) -> str:
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     name = _UNSAFE.sub("_", ascii_text).strip("._-")[:limit].rstrip("._-")
     return name or "x"
+
+
+def save_views(folder: Path, a: Appearance) -> tuple[str | None, str | None]:
+    """Write a matched appearance's face crop and frame view (owner-only); unmatched
+    ones get none. Returns their paths."""
+    if a.identity is None or not a.face_jpeg:
+        return None, None
+    source = Path(a.source)
+    tag = hashlib.sha1(str(source).encode()).hexdigest()[:6]
+    when = format_tc(a.best_s).replace(":", "h", 1).replace(":", "m", 1) + "s"
+    stem = f"{safe_name(source.stem, 40)}-{tag}_{safe_name(a.identity)}_{when}_t{a.track_id}"
+    paths = []
+    for suffix, data in (("face", a.face_jpeg), ("frame", a.frame_jpeg)):
+        path = folder / f"{stem}_{suffix}.jpg"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        paths.append(str(path))
+    return paths[0], paths[1]

@@ -190,6 +190,16 @@ class Identity:
 
 
 @dataclass(frozen=True)
+class EnrolReport:
+    """What became of one photo given to `Watchlist.enroll`."""
+
+    photo: str
+    identity: str
+    status: str  # enrolled | already enrolled | no-face | unreadable
+    sha256: str
+
+
+@dataclass(frozen=True)
 class Unlike:
     """A photo enrolled under an identity whose other photos do not look like it."""
 
@@ -214,9 +224,15 @@ class Watchlist:
 
     # -- opening ---------------------------------------------------------
     @classmethod
-    def create(cls, path: Path, model_id: str) -> Watchlist:
+    def create(cls, path: str | Path, model_id: str | None = None) -> Watchlist:
         """Open for writing, creating it if needed. Refuses another encoder's watchlist,
-        and a damaged one (before writing anything into it)."""
+        and a damaged one (before writing anything into it). `model_id`: the encoder's
+        (default: the installed one)."""
+        if model_id is None:
+            from frs_cli import models
+
+            model_id = models.encoder_model_id()
+        path = Path(path)
         existed = path.exists() and path.stat().st_size > 0
         _touch_private(path)
         wl = cls._connect(path)
@@ -233,9 +249,10 @@ class Watchlist:
         return wl
 
     @classmethod
-    def open(cls, path: Path, model_id: str | None = None, check: bool = True) -> Watchlist:
+    def open(cls, path: str | Path, model_id: str | None = None, check: bool = True) -> Watchlist:
         """Open to read (and to change: every change checks the file first). `check=False`
         skips the check at opening, for `verify`, which reports damage itself."""
+        path = Path(path)
         if not path.exists():
             raise WatchlistError(
                 f"no watchlist at {path}; create one with `frs enroll -w {path} PHOTOS...`"
@@ -473,6 +490,23 @@ class Watchlist:
                 if median > UNLIKE_DISTANCE:
                     out.append(Unlike(name, photo, round(median, 4), len(faces) - 1))
         return out
+
+    def enroll(
+        self,
+        paths: Sequence[str | Path],
+        name: str | None = None,
+        workers: int = 1,
+        scheduler: str | None = None,
+    ) -> list[EnrolReport]:
+        """Enrol the largest face of each photo in `paths` (files, or folders laid out as
+        for `frs enroll`), as `name` or the identity the layout gives. One report per
+        photo, in order; the audit trail records it like `frs enroll`."""
+        from frs_cli.enroll import enrol_into
+
+        stats = enrol_into(self, paths, name, workers, scheduler)
+        return [
+            EnrolReport(p["path"], p["identity"], p["status"], p["sha256"]) for p in stats.photos
+        ]
 
     # -- the cohort ------------------------------------------------------
     def _has_cohort_table(self) -> bool:

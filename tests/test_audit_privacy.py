@@ -9,7 +9,7 @@ from conftest import SAMPLE, run_cli
 from frs_cli import decode
 from frs_cli.analyse import analyse_segment
 from frs_cli.records import AnalysisConfig
-from frs_cli.scan import plan_segments
+from frs_cli.scanning import plan_segments
 
 DEMO = SAMPLE / "demo.mp4"
 

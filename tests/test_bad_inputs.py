@@ -14,7 +14,7 @@ from frs_cli import decode, images
 from frs_cli.analyse import analyse_segment
 from frs_cli.errors import InputError
 from frs_cli.records import AnalysisConfig
-from frs_cli.scan import plan_segments
+from frs_cli.scanning import plan_segments
 from frs_cli.synthetic import Shot, write_clip
 
 HOPPER = str(SAMPLE / "Grace_Hopper.jpg")

@@ -12,7 +12,7 @@ from conftest import SAMPLE, SHARED, needs_shared, run_cli
 from PIL import Image, ImageOps
 
 from frs_cli import models
-from frs_cli.evaluate import Search, at_fpir, fnir, fpir, precision, rank1_rate
+from frs_cli.evaluation import Search, at_fpir, fnir, fpir, precision, rank1_rate
 
 
 def searches() -> list[Search]:

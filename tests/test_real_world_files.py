@@ -19,7 +19,7 @@ from conftest import ROOT, SAMPLE, jsonl, run_cli
 
 from frs_cli import decode, progress_report
 from frs_cli.records import AnalysisConfig
-from frs_cli.scan import plan_segments
+from frs_cli.scanning import plan_segments
 from frs_cli.synthetic import Shot, write_clip
 
 HOPPER = str(SAMPLE / "Grace_Hopper.jpg")
@@ -241,7 +241,7 @@ def test_an_unexpected_error_fails_only_that_file(
     good = tmp_path / "good.mp4"
     shutil.copy(SAMPLE / "demo.mp4", crash)
     shutil.copy(SAMPLE / "demo.mp4", good)
-    monkeypatch.setattr("frs_cli.scan.analyse_segment", crashing_segment)
+    monkeypatch.setattr("frs_cli.scanning.analyse_segment", crashing_segment)
     if hard:
         monkeypatch.setenv("FRS_TEST_HARD_CRASH", "1")
     result = run_cli(

@@ -15,7 +15,7 @@ from frs_cli.records import (
     Sighting,
     Track,
 )
-from frs_cli.scan import join_segments, plan_segments
+from frs_cli.scanning import join_segments, plan_segments
 from frs_cli.timecode import Clock
 
 TB = Fraction(1, 1000)  # pts in milliseconds

@@ -20,7 +20,7 @@ import numpy as np
 from frs_cli import calibration, decode, inputs, progress_report
 from frs_cli.analyse import MATCH_IOU, analyse_segment
 from frs_cli.calibration import Rule
-from frs_cli.errors import FrsError, InputError, internal_error
+from frs_cli.errors import FrsError, InputError, UsageError, internal_error
 from frs_cli.executors import Executor
 from frs_cli.records import (
     AnalysisConfig,
@@ -331,6 +331,12 @@ def iter_videos(
                 events.skipped(item.path, err.reason)
 
 
+def new_stats(watchlist: Watchlist) -> ScanStats:
+    return ScanStats(
+        watchlist_faces=watchlist.size, watchlist_identities=len(watchlist.identities())
+    )
+
+
 def run_scan(
     cfg: ScanConfig,
     watchlist: Watchlist,
@@ -340,10 +346,23 @@ def run_scan(
     skip: Callable[[str], bool] | None = None,
 ) -> ScanStats:
     """Scan every input, calling `emit` with each file's outcome in input order."""
+    stats = new_stats(watchlist)
+    for outcome in iter_scan(cfg, watchlist, executor, stats, events, skip):
+        emit(outcome)
+    return stats
+
+
+def iter_scan(
+    cfg: ScanConfig,
+    watchlist: Watchlist,
+    executor: Executor,
+    stats: ScanStats,
+    events: Events | None = None,
+    skip: Callable[[str], bool] | None = None,
+) -> Iterator[FileOutcome]:
+    """Scan every input, yielding each file's outcome in input order as it completes;
+    `stats` is filled in as it goes (complete once the iterator is exhausted)."""
     report: Events = events or Events()
-    stats = ScanStats(
-        watchlist_faces=watchlist.size, watchlist_identities=len(watchlist.identities())
-    )
     started = time.monotonic()
     queue: deque[tuple[decode.VideoInfo, list[Segment], list[Future[SegmentResult]]]] = deque()
     in_flight = 0
@@ -374,7 +393,7 @@ def run_scan(
 
     executor.listen(on_progress)
 
-    def finish_oldest() -> None:
+    def finish_oldest() -> tuple[decode.VideoInfo, FileOutcome | None]:
         nonlocal in_flight
         info, segments, futures = queue.popleft()
         results = []
@@ -396,17 +415,17 @@ def run_scan(
         running.pop(info.path, None)
         if crashed is not None:
             counting.failed(info.path, crashed)
-            return
+            return info, None
         t0 = time.perf_counter()
         try:
             outcome = assemble(info, results, watchlist, cfg)
-        except (FrsError, sqlite3.Error, OSError, KeyboardInterrupt):
+        except (FrsError, sqlite3.Error, OSError):
             raise  # the watchlist or the output failed: no later file can do better
         except Exception as err:  # noqa: BLE001
             if os.environ.get("FRS_DEBUG"):
                 raise
             counting.failed(info.path, internal_error(err))
-            return
+            return info, None
         stats.add_stage("index", time.perf_counter() - t0)
         stats.footage_s += outcome.analysed_s
         stats.frames_analysed += outcome.frames_analysed
@@ -415,7 +434,10 @@ def run_scan(
         for k in outcome.looks:
             stats.looks[k] = stats.looks.get(k, 0) + 1
         stats.alerts += sum(1 for a in outcome.appearances if a.identity is not None)
-        emit(outcome)
+        return info, outcome
+
+    def record(info: decode.VideoInfo, outcome: FileOutcome) -> None:
+        """After the file's rows are out: its entry, its error line, its progress bar."""
         entry: dict[str, Any] = {
             "path": info.path,
             "status": "partial" if outcome.error else "ok",
@@ -448,11 +470,101 @@ def run_scan(
             queue.append((info, segments, futures))
             in_flight += len(segments)
             while in_flight > limit and queue:
-                finish_oldest()
+                done, outcome = finish_oldest()
+                if outcome is not None:
+                    yield outcome
+                    record(done, outcome)
         while queue:
-            finish_oldest()
+            done, outcome = finish_oldest()
+            if outcome is not None:
+                yield outcome
+                record(done, outcome)
     except KeyboardInterrupt:
         stats.interrupted = True
         executor.shutdown(cancel=True)
-    stats.wall_s = time.monotonic() - started
-    return stats
+    finally:
+        stats.wall_s = time.monotonic() - started
+
+
+PRECISION_NOTE = (
+    "How many of these alerts are the right person cannot be known from the footage alone: "
+    "it depends on how many of the people filmed are really on the watchlist, and falls as the "
+    "watchlist grows. Every alert needs a person to check it; `frs evaluate` measures the error "
+    "rates for a threshold."
+)
+
+
+def summary(stats: ScanStats, cfg: ScanConfig, model_id: str) -> dict[str, Any]:
+    """The end-of-scan summary (`--summary FILE.json`, `frs_cli.scan(...).summary`)."""
+    faces = stats.faces
+    return {
+        "files_scanned": stats.files_ok,
+        "files_failed": stats.files_failed,
+        "footage_s": round(float(stats.footage_s), 3),
+        "wall_s": round(stats.wall_s, 3),
+        "frames_analysed": stats.frames_analysed,
+        "face_detections": faces,
+        "tracks": stats.tracks,
+        "alerts": stats.alerts,
+        # A "face" here is one person followed through time (a track), not one frame.
+        "alerts_per_1000_faces": round(1000 * stats.alerts / stats.tracks, 2)
+        if stats.tracks
+        else 0.0,
+        "note": PRECISION_NOTE,
+        "watchlist_identities": stats.watchlist_identities,
+        "watchlist_faces": stats.watchlist_faces,
+        "rule": cfg.rule.to_dict(),
+        "rule_text": cfg.rule.describe(),
+        "expected_false_alerts": calibration.expected_false_alerts(cfg.rule, stats.looks),
+        "encodings_per_face": {str(k): n for k, n in sorted(stats.looks.items())},
+        "encoder": model_id,
+        "detector": cfg.analysis.model,
+        "min_face_px": cfg.analysis.min_face,
+        "sample_fps": cfg.analysis.sample_fps,
+        "detect_fps": cfg.analysis.detect_fps,
+        "quick_fps": cfg.analysis.quick_fps,
+        "workers": cfg.workers,
+        "interrupted": stats.interrupted,
+        # Per input: status, and for videos the probed and the analysed duration (equal
+        # unless the reason says why not) and how times were derived where the file has none.
+        "inputs": stats.inputs,
+        "stage_seconds": {k: round(v, 3) for k, v in sorted(stats.stage_seconds.items())},
+    }
+
+
+def choose_rule(watchlist: Watchlist, fpir: float | None, tolerance: float | None) -> Rule:
+    """--fpir (default 0.01): the rule calibrated for this watchlist; --tolerance: fixed."""
+    if fpir is not None and tolerance is not None:
+        raise UsageError("give --fpir (a rule chosen per watchlist) or --tolerance, not both")
+    if tolerance is not None:
+        return calibration.fixed(tolerance, watchlist.calibration())
+    return watchlist.rule(fpir if fpir is not None else calibration.DEFAULT_FPIR)
+
+
+def audit_scan(
+    cfg: ScanConfig,
+    stats: ScanStats,
+    data: dict[str, Any],
+    fingerprint: dict[str, Any],
+    output: str,
+    fmt: str,
+) -> None:
+    """Append the scan's record to the watchlist's audit trail."""
+    from frs_cli import audit
+
+    keys = ("files_scanned", "files_failed", "footage_s", "face_detections", "tracks", "alerts")
+    audit.append(
+        cfg.watchlist,
+        audit.record(
+            "scan",
+            watchlist=fingerprint,
+            inputs=[{**audit.fast_fingerprint(i["path"]), **i} for i in stats.inputs],
+            output=output,
+            format=fmt,
+            threshold=cfg.rule.threshold,
+            rule=cfg.rule.to_dict(),
+            unmatched_rows=cfg.unmatched,
+            counts={k: data[k] for k in keys},
+            interrupted=stats.interrupted,
+        ),
+    )

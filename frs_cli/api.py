@@ -1,0 +1,250 @@
+"""The Python API that the `frs` command is built on; `import frs_cli as frs`.
+
+    wl = frs.Watchlist.create("case.db"); wl.enroll(["people/"])
+    for a in frs.scan(["cam1.mp4"], watchlist="case.db"): print(a.identity, a.start_s)
+
+Functions are named for what they return. Nothing here imports Click or rich; errors
+are the domain errors in `frs_cli.errors` that the command line turns into exit codes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from frs_cli.errors import FrsError
+from frs_cli.executors import make_executor
+from frs_cli.records import AnalysisConfig, Appearance, Segment, SegmentResult
+from frs_cli.scanning import Events
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a scan has got: footage seconds done of those found so far."""
+
+    path: str  # the file that moved
+    done_s: float
+    total_s: float
+
+
+class Scan:
+    """A scan in progress: iterate for its `Appearance` records, file by file in input
+    order as each file completes; `summary` (the `--summary` figures) and `failures`
+    ((path, reason) of inputs that failed or broke off) are complete once it is done."""
+
+    def __init__(
+        self,
+        footage: Sequence[str | Path],
+        watchlist: str | Path,
+        fpir: float | None,
+        tolerance: float | None,
+        workers: int | None,
+        scheduler: str | None,
+        on_progress: Callable[[Progress], None] | None,
+        analysis: AnalysisConfig,
+        unmatched: bool,
+    ):
+        from frs_cli.scanning import ScanConfig
+
+        self.config = ScanConfig(
+            inputs=tuple(str(f) for f in footage),
+            watchlist=Path(watchlist),
+            analysis=analysis,
+            workers=workers or _cores(),
+            unmatched=unmatched,
+        )
+        self.fpir, self.tolerance = fpir, tolerance
+        self.scheduler = scheduler
+        self.on_progress = on_progress
+        self.summary: dict[str, Any] | None = None
+        self.failures: list[tuple[str, str]] = []
+        self._started = False
+
+    def __iter__(self) -> Iterator[Appearance]:
+        if self._started:
+            raise FrsError("a Scan can be iterated once; call frs.scan(...) again")
+        self._started = True
+        return self._run()
+
+    def _run(self) -> Iterator[Appearance]:
+        from frs_cli import models, scanning
+        from frs_cli.watchlist import Watchlist
+
+        cfg = self.config
+        if self.fpir is not None and self.tolerance is not None:
+            raise FrsError("give fpir (a rule chosen per watchlist) or tolerance, not both")
+        executor = make_executor(cfg.workers, cfg.analysis.model, self.scheduler)
+        events = _Events(self.on_progress)
+        try:
+            model_id = models.encoder_model_id()
+            with Watchlist.open(cfg.watchlist, model_id) as wl:
+                if wl.size == 0:
+                    raise FrsError(f"the watchlist {cfg.watchlist} is empty; enrol photos first")
+                fingerprint = wl.fingerprint()
+                cfg = dataclasses.replace(
+                    cfg, rule=scanning.choose_rule(wl, self.fpir, self.tolerance)
+                )
+                self.config = cfg
+                stats = scanning.new_stats(wl)
+                for outcome in scanning.iter_scan(cfg, wl, executor, stats, events):
+                    yield from outcome.appearances
+        finally:
+            executor.shutdown()
+        self.failures = [
+            (i["path"], i.get("reason", "")) for i in stats.inputs if i["status"] != "ok"
+        ]
+        self.summary = scanning.summary(stats, cfg, model_id)
+        scanning.audit_scan(cfg, stats, self.summary, fingerprint, "python", "records")
+
+
+def scan(
+    footage: str | Path | Sequence[str | Path],
+    watchlist: str | Path,
+    *,
+    fpir: float | None = None,
+    tolerance: float | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    analysis: AnalysisConfig | None = None,
+    unmatched: bool = False,
+) -> Scan:
+    """Search `footage` (files, folders, globs) for the people on `watchlist`.
+
+    Returns a `Scan` to iterate for `Appearance` records, the same rows as `frs scan`
+    writes, in the same order. `fpir` (default 0.01) or `tolerance` set the alert rule
+    as `frs scan --fpir/--tolerance` do; `scheduler` runs the work on Dask ("local" or
+    an address); `on_progress` is called with `Progress` from another thread."""
+    if isinstance(footage, str | Path):
+        footage = [footage]
+    return Scan(
+        footage, watchlist, fpir, tolerance, workers, scheduler, on_progress,
+        analysis or AnalysisConfig(), unmatched,
+    )  # fmt: skip
+
+
+def read_results(path: str | Path) -> list[dict[str, Any]]:
+    """The matched rows of a CSV, JSON lines or JSON file written by `frs scan`, as
+    `Appearance.to_dict()` gives them (numbers as numbers, missing values as None)."""
+    import csv
+    import io
+    import json
+
+    from frs_cli import writers
+    from frs_cli.errors import UsageError
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise UsageError(f"cannot read {path}: {err.strerror}") from None
+    stripped = text.lstrip()
+    try:
+        if stripped.startswith("["):
+            rows = json.loads(text)
+        elif stripped.startswith("{"):
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            rows = [_typed(r) for r in csv.DictReader(io.StringIO(text))]
+    except ValueError as err:
+        raise UsageError(f"{path}: not the CSV or JSON that frs scan writes ({err})") from None
+    if rows and not set(writers.APPEARANCE_COLUMNS) <= set(rows[0]):
+        raise UsageError(f"{path}: not frs scan's appearance rows (columns differ)")
+    return [r for r in rows if r.get("identity")]
+
+
+_INTS = ("detections", "track_id", "left", "top", "width", "height", "frame")
+_FLOATS = ("start_s", "end_s", "best_s", "distance", "margin", "time_s")
+
+
+def _typed(row: dict[str, str]) -> dict[str, Any]:
+    """A CSV row with the types the JSON writers give (and formula-guarding undone)."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if value == "":
+            out[key] = None
+        elif key in _INTS:
+            out[key] = int(value)
+        elif key in _FLOATS:
+            out[key] = float(value)
+        elif value.startswith("'") and value[1:2] in ("=", "+", "-", "@", "\t", "\r"):
+            out[key] = value[1:]
+        else:
+            out[key] = value
+    return out
+
+
+def evaluate(
+    dataset: str | Path,
+    *,
+    enrol: int = 1,
+    gallery_share: float = 0.5,
+    seed: int = 0,
+    tolerance: float = 0.6,
+    limit: int | None = None,
+    cohort: str | Path | None = None,
+    groups: dict[str, str] | None = None,
+    workers: int | None = None,
+) -> dict[str, Any]:
+    """1:N accuracy on a folder-per-identity photo set: the figures `frs evaluate
+    --json` writes (see docs/accuracy.md)."""
+    from frs_cli import evaluation as ev
+    from frs_cli.executors import ordered_map
+
+    executor = make_executor(workers or _cores(), "hog")
+    try:
+        report = ev.run_evaluation(
+            Path(dataset), enrol, gallery_share, seed, tolerance,
+            lambda fn, items: ordered_map(executor, fn, items), limit,
+            Path(cohort) if cohort is not None else None,
+        )  # fmt: skip
+    finally:
+        executor.shutdown()
+    return ev.report_dict(report, groups)
+
+
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class _Events(Events):
+    """Scan events turned into `Progress` calls (segment progress arrives on the
+    executor's relay thread)."""
+
+    def __init__(self, callback: Callable[[Progress], None] | None):
+        import threading
+
+        self.callback = callback
+        self.lock = threading.Lock()
+        self.total = 0.0
+        self.done: dict[tuple[str, int], float] = {}
+
+    def file_started(self, info: Any, segments: list[Segment]) -> None:
+        with self.lock:
+            self.total += float(info.duration_s)
+
+    def segment_progress(self, info: Any, segment: Segment, pts: int) -> None:
+        start = segment.start_pts if segment.start_pts is not None else info.frame_pts[0]
+        self._to(info, segment, float(max(0, pts - start) * info.clock.time_base))
+
+    def segment_done(self, info: Any, result: SegmentResult) -> None:
+        seg = result.segment
+        start = seg.start_pts if seg.start_pts is not None else info.frame_pts[0]
+        end = seg.end_pts if seg.end_pts is not None else info.end_pts
+        self._to(info, seg, float((end - start) * info.clock.time_base))
+
+    def _to(self, info: Any, segment: Segment, seconds: float) -> None:
+        if self.callback is None:
+            return
+        with self.lock:
+            key = (info.path, segment.index)
+            if seconds <= self.done.get(key, 0.0):
+                return
+            self.done[key] = seconds
+            done = sum(self.done.values())
+        self.callback(Progress(info.path, done, self.total))

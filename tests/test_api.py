@@ -1,0 +1,126 @@
+"""The Python API: docs/api.md's examples run as written; the API imports neither Click
+nor rich; no module below the command line imports it (no import circles); the API and
+the command give the same rows."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, SAMPLE, SHARED, jsonl, needs_shared, run_cli
+from test_evaluate import tiny_dataset
+
+import frs_cli as frs
+
+API_DOC = ROOT / "docs" / "api.md"
+PACKAGE = ROOT / "frs_cli"
+
+
+def test_the_examples_in_docs_api_md_run(tmp_path, monkeypatch):
+    for name in ("Grace_Hopper.jpg", "Eileen_Collins.png", "demo.mp4"):
+        shutil.copy(SAMPLE / name, tmp_path / name)
+    (tmp_path / "people").mkdir()
+    tiny_dataset(tmp_path / "people")
+    monkeypatch.chdir(tmp_path)
+    blocks = re.findall(r"```python\n(.*?)```", API_DOC.read_text(), re.S)
+    assert len(blocks) >= 6
+    namespace: dict[str, object] = {}
+    for block in blocks:
+        exec(compile(block, str(API_DOC), "exec"), namespace)  # noqa: S102
+    assert namespace["rows"] == frs.read_results(tmp_path / "hits.csv")
+
+
+def test_importing_the_api_loads_neither_click_nor_rich():
+    code = (
+        "import sys, frs_cli as frs\n"
+        "frs.scan, frs.Watchlist, frs.read_results, frs.evaluate, frs.Appearance\n"
+        "bad = {'click', 'rich'} & {m.split('.')[0] for m in sys.modules}\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def module_imports() -> dict[str, set[str]]:
+    """frs_cli module -> the frs_cli modules it imports when it is imported (top-level
+    statements, not those inside functions or `if TYPE_CHECKING:`)."""
+    graph: dict[str, set[str]] = {}
+    for path in PACKAGE.glob("*.py"):
+        name = path.stem
+        tree = ast.parse(path.read_text())
+        found: set[str] = set()
+        for node in tree.body:
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                continue
+            for sub in (
+                ast.walk(node) if not isinstance(node, ast.FunctionDef | ast.ClassDef) else []
+            ):
+                if (
+                    isinstance(sub, ast.ImportFrom)
+                    and sub.module
+                    and sub.module.startswith("frs_cli")
+                ):
+                    if sub.module == "frs_cli":
+                        found |= {a.name for a in sub.names if (PACKAGE / f"{a.name}.py").exists()}
+                    else:
+                        found.add(sub.module.split(".")[1])
+                elif isinstance(sub, ast.Import):
+                    found |= {
+                        a.name.split(".")[1] for a in sub.names if a.name.startswith("frs_cli.")
+                    }
+        graph[name] = found - {name}
+    return graph
+
+
+def test_no_module_below_the_command_line_imports_it_and_no_import_circles():
+    graph = module_imports()
+    for path in PACKAGE.glob("*.py"):
+        text = path.read_text()
+        if path.stem not in ("cli", "entry", "__main__"):
+            assert not re.search(r"frs_cli(\.| import )(cli|entry)\b", text), path.name
+    # Depth-first search for a cycle among import-time imports.
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            assert state.get(nxt) != 1, f"import circle: {' -> '.join([*trail, node, nxt])}"
+            if nxt not in state:
+                visit(nxt, [*trail, node])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [])
+
+
+def test_scan_streams_file_by_file_and_reports_failures(demo_watchlist, tmp_path):
+    missing = tmp_path / "missing.mp4"
+    scan = frs.scan([SAMPLE / "demo.mp4", missing], watchlist=demo_watchlist, workers=1)
+    iterator = iter(scan)
+    first = next(iterator)
+    assert first.identity == "Grace_Hopper" and scan.summary is None  # still running
+    rest = list(iterator)
+    assert len(rest) == 2 and scan.summary is not None
+    assert scan.failures == [(str(missing), "no such file or folder")]
+    with pytest.raises(frs.FrsError):
+        list(scan)
+
+
+@needs_shared
+@pytest.mark.slow
+def test_the_api_and_the_command_give_identical_rows_on_shared_footage(shared_watchlist):
+    footage = [
+        SHARED / "footage" / "short_hamilton_clip.mp4",
+        SHARED / "footage" / "street_1080p.mp4",
+    ]
+    result = run_cli("scan", "-q", "-w", shared_watchlist, "--format", "jsonl", "--workers", "2",
+                     "--unmatched", *footage)  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    api = [a.to_dict() for a in frs.scan(footage, shared_watchlist, workers=2, unmatched=True)]
+    assert api == jsonl(result.stdout) and len(api) >= 5
+    assert os.path.exists(f"{shared_watchlist}.audit.jsonl")
