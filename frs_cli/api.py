@@ -129,52 +129,9 @@ def scan(
 def read_results(path: str | Path) -> list[dict[str, Any]]:
     """The matched rows of a CSV, JSON lines or JSON file written by `frs scan`, as
     `Appearance.to_dict()` gives them (numbers as numbers, missing values as None)."""
-    import csv
-    import io
-    import json
+    from frs_cli.writers import read_rows
 
-    from frs_cli import writers
-    from frs_cli.errors import UsageError
-
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise UsageError(f"cannot read {path}: {err.strerror}") from None
-    stripped = text.lstrip()
-    try:
-        if stripped.startswith("["):
-            rows = json.loads(text)
-        elif stripped.startswith("{"):
-            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-        else:
-            rows = [_typed(r) for r in csv.DictReader(io.StringIO(text))]
-    except ValueError as err:
-        raise UsageError(f"{path}: not the CSV or JSON that frs scan writes ({err})") from None
-    if rows and not set(writers.APPEARANCE_COLUMNS) <= set(rows[0]):
-        raise UsageError(f"{path}: not frs scan's appearance rows (columns differ)")
-    return [r for r in rows if r.get("identity")]
-
-
-_INTS = ("detections", "track_id", "left", "top", "width", "height", "frame")
-_FLOATS = ("start_s", "end_s", "best_s", "distance", "margin", "time_s")
-
-
-def _typed(row: dict[str, str]) -> dict[str, Any]:
-    """A CSV row with the types the JSON writers give (and formula-guarding undone)."""
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        if value == "":
-            out[key] = None
-        elif key in _INTS:
-            out[key] = int(value)
-        elif key in _FLOATS:
-            out[key] = float(value)
-        elif value.startswith("'") and value[1:2] in ("=", "+", "-", "@", "\t", "\r"):
-            out[key] = value[1:]
-        else:
-            out[key] = value
-    return out
+    return read_rows(Path(path))
 
 
 def evaluate(

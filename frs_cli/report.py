@@ -15,7 +15,6 @@ filters and verdicts and writes the export into `<pre id="export">`.
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
 import json
@@ -31,30 +30,9 @@ THUMB = 160
 
 def read_results(path: Path) -> list[dict[str, Any]]:
     """Rows written by `frs scan` as CSV or JSON lines (or a JSON array)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise UsageError(f"cannot read {path}: {err.strerror}") from None
-    stripped = text.lstrip()
-    try:
-        if stripped.startswith("["):
-            rows = json.loads(text)
-        elif stripped.startswith("{"):
-            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-        else:
-            rows = [dict(r) for r in csv.DictReader(io.StringIO(text))]
-    except ValueError as err:
-        raise UsageError(f"{path}: not the CSV or JSON that frs scan writes ({err})") from None
-    for row in rows:
-        if "identity" not in row or "start_s" not in row:
-            raise UsageError(f"{path}: rows lack identity/start_s: not frs scan appearances")
-        if isinstance(row["identity"], str) and row["identity"].startswith("'"):
-            row["identity"] = row["identity"][1:]  # undo CSV formula neutralising
-        for key in ("start_s", "end_s", "best_s", "distance", "margin"):
-            value = row.get(key)
-            row[key] = float(value) if value not in (None, "") else None
-        row["identity"] = row["identity"] or None
-    return [r for r in rows if r["identity"]]
+    from frs_cli.writers import read_rows
+
+    return read_rows(path)
 
 
 def data_uri(path: str | Path | None, size: int = THUMB) -> str | None:

@@ -8,11 +8,14 @@ the last complete row.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO, Any
 
+from frs_cli.errors import UsageError
 from frs_cli.records import Appearance
 from frs_cli.timecode import format_tc, round_ms
 
@@ -159,3 +162,47 @@ WRITERS: dict[str, Callable[[IO[str], tuple[str, ...]], Writer]] = {
     "jsonl": JsonLinesWriter,
     "json": JsonWriter,
 }
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The matched rows of a CSV, JSON lines or JSON file written by `frs scan`, typed as
+    the JSON writers write them (numbers as numbers, missing values as None, CSV formula
+    guards undone). Files of earlier versions, with fewer columns, are read too."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise UsageError(f"cannot read {path}: {err.strerror}") from None
+    stripped = text.lstrip()
+    try:
+        if stripped.startswith("["):
+            rows = json.loads(text)
+        elif stripped.startswith("{"):
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            rows = [_typed(r) for r in csv.DictReader(io.StringIO(text))]
+    except ValueError as err:
+        raise UsageError(f"{path}: not the CSV or JSON that frs scan writes ({err})") from None
+    if rows and not {"identity", "start_s"} <= set(rows[0]):
+        raise UsageError(f"{path}: rows lack identity/start_s: not frs scan appearances")
+    return [r for r in rows if r.get("identity")]
+
+
+_INTS = ("detections", "track_id", "left", "top", "width", "height", "frame")
+_FLOATS = ("start_s", "end_s", "best_s", "distance", "margin", "time_s")
+
+
+def _typed(row: dict[str, str]) -> dict[str, Any]:
+    """A CSV row with the types the JSON writers give (and formula-guarding undone)."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if value == "":
+            out[key] = None
+        elif key in _INTS:
+            out[key] = int(value)
+        elif key in _FLOATS:
+            out[key] = float(value)
+        elif value.startswith("'") and value[1:2].startswith(_FORMULA_START):
+            out[key] = value[1:]
+        else:
+            out[key] = value
+    return out
