@@ -308,8 +308,8 @@ def choose(cal: Calibration, target: float) -> Rule:
             round(table_fpir(t, cal.identities), 6),
             cal.fnir[ti][0],
             f"FPIR from a table of impostor rates for {cal.identities} identities "
-            f"(the watchlist has {cal.lio_searches} faces to search, fewer than "
-            f"{MIN_SEARCHES_PER_RATE}/{target:g}); {fnir_how}",
+            f"(only {cal.lio_searches} leave-identity-out searches of watchlist and cohort "
+            f"faces, fewer than {MIN_SEARCHES_PER_RATE}/{target:g}); {fnir_how}",
         )
     n = cal.lio_searches
     feasible = [
