@@ -74,8 +74,7 @@ class Scan:
         from frs_cli.watchlist import Watchlist
 
         cfg = self.config
-        if self.fpir is not None and self.tolerance is not None:
-            raise FrsError("give fpir (a rule chosen per watchlist) or tolerance, not both")
+        scanning.check_rule_options(self.fpir, self.tolerance)
         executor = make_executor(cfg.workers, cfg.analysis.model, self.scheduler)
         events = _Events(self.on_progress)
         try:

@@ -175,12 +175,12 @@ Knn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 def exact_knn(vectors: np.ndarray) -> Knn:
     """Neighbours by brute force: for each probe index, the KNN nearest faces (itself
     included) and their distances, nearest first."""
-    norms = (vectors.astype(np.float64) ** 2).sum(1)
+    from frs_cli.encode import distances
+
     k = min(KNN, len(vectors))
 
     def knn(probes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        q = vectors[probes].astype(np.float64)
-        d = np.sqrt(np.maximum(norms[probes][:, None] + norms[None, :] - 2.0 * q @ vectors.T, 0))
+        d = distances(vectors[probes], vectors)
         part = np.argpartition(d, k - 1, axis=1)[:, :k] if k < d.shape[1] else np.argsort(d, 1)
         rows = np.arange(len(d))[:, None]
         order = np.argsort(d[rows, part], axis=1, kind="stable")

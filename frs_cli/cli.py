@@ -4,7 +4,6 @@ one-line messages and exit codes. The only module that imports click."""
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -147,24 +146,6 @@ def enroll(
         sys.exit(EXIT_PARTIAL if stats.enrolled or stats.duplicates else EXIT_FAILURE)
 
 
-def _audit_photos(path: Path, wl: Any, command: str, stats: Any, keys: tuple[str, str]) -> None:
-    """The audit record of a command that encoded photos (enroll, cohort add)."""
-    from frs_cli import audit
-
-    counts = {keys[0]: stats.enrolled, keys[1]: stats.duplicates}
-    counts |= {"no_face": stats.no_face, "unreadable": stats.unreadable}
-    audit.append(
-        path,
-        audit.record(command, watchlist=wl.fingerprint(), inputs=stats.photos, counts=counts),
-    )
-
-
-def _map(executor: Any, fn: Callable[[Any], Any], items: list[Any]) -> Iterator[Any]:
-    from frs_cli.executors import ordered_map
-
-    return ordered_map(executor, fn, items)
-
-
 # -- scan -------------------------------------------------------------------
 @cli.command()
 @watchlist_option
@@ -288,11 +269,9 @@ def scan(
     import dataclasses
 
     from frs_cli import scanning
-    from frs_cli.errors import UsageError
     from frs_cli.scanning import ScanConfig
 
-    if fpir is not None and tolerance is not None:
-        raise UsageError("give --fpir (a rule chosen per watchlist) or --tolerance, not both")
+    scanning.check_rule_options(fpir, tolerance)  # before the pool starts
     cfg = ScanConfig(
         inputs=footage,
         watchlist=_watchlist_path(watchlist),
@@ -811,17 +790,11 @@ def cohort_add(
     from frs_cli import enroll as enrol_mod
 
     path = _watchlist_path(watchlist)
-    jobs = enrol_mod.collect_jobs(paths, "cohort")
-    if not jobs:
-        raise FrsError("no photos found in the given paths")
-    executor = _executor(None, min(workers or _default_workers(), len(jobs)), "hog")
-    try:
-        with _open_for_change(path) as wl:
-            stats = enrol_mod.run_cohort(wl, jobs, functools.partial(_map, executor), _say(quiet))
-            total = wl.cohort_count()
-            _audit_photos(path, wl, "cohort-add", stats, ("added", "already_there"))
-    finally:
-        executor.shutdown()
+    with _open_for_change(path) as wl:
+        stats = enrol_mod.enrol_into(
+            wl, paths, None, workers or _default_workers(), say=_say(quiet), cohort=True
+        )
+        total = wl.cohort_count()
     click.echo(
         f"{stats.enrolled} added to the cohort, {stats.duplicates} already there, "
         f"{stats.no_face} without a face, {stats.unreadable} unreadable; {path} has a cohort "

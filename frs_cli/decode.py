@@ -333,7 +333,6 @@ class DecodeCounters:
     decoded: int = 0
     errors: int = 0
     last_error: str | None = None
-    reseeks: int = 0  # seeks that landed past the segment's start and were redone
 
 
 def iter_frames(
@@ -352,20 +351,24 @@ def iter_frames(
 
     Raises InputError once more than `max_errors` packets failed to decode.
     """
+
+    def frames_from(number: int) -> Iterator[Any]:
+        """Decoded frames; numbered from `number` when the stream has no timestamps."""
+        frames = _decode(container, stream, counters, max_errors, numbered)
+        if not numbered:
+            return frames
+        return (_with_pts(frame, n) for n, frame in enumerate(frames, start=number))
+
     if seek is None or (numbered and seek[1] is None):
         # From the start (a raw stream with no byte positions cannot seek at all).
-        yield from _numbered(
-            _decode(container, stream, counters, max_errors, numbered), 0, numbered
-        )
+        yield from frames_from(0)
         return
     key_pts, pos = seek
     if pos is not None:
         container.seek(pos, unsupported_byte_offset=True)
     else:
         container.seek(key_pts, stream=stream, backward=True, any_frame=False)
-    frames = _numbered(
-        _decode(container, stream, counters, max_errors, numbered), key_pts, numbered
-    )
+    frames = frames_from(key_pts)
     first = next(frames, None)
     if first is not None and (start_pts is None or first.pts <= start_pts):
         yield first
@@ -373,21 +376,16 @@ def iter_frames(
         return
     # Landed past the start, or decoded nothing: decode from the start instead (the
     # frames before the segment are skipped by the caller, as after any seek).
-    counters.reseeks += 1
     if pos is not None or numbered:
         container.seek(0, unsupported_byte_offset=True)
     else:
         container.seek(0)
-    yield from _numbered(_decode(container, stream, counters, max_errors, numbered), 0, numbered)
+    yield from frames_from(0)
 
 
-def _numbered(frames: Iterator[Any], first: int, numbered: bool) -> Iterator[Any]:
-    if not numbered:
-        yield from frames
-        return
-    for n, frame in enumerate(frames, start=first):
-        frame.pts = n
-        yield frame
+def _with_pts(frame: Any, pts: int) -> Any:
+    frame.pts = pts
+    return frame
 
 
 def _decode(

@@ -23,6 +23,15 @@ def face_encoding(image: np.ndarray, box: Box) -> np.ndarray:
     return np.asarray(vector, dtype=np.float32)
 
 
+def distances(queries: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Euclidean distances between every query and every face, shape (queries, faces),
+    in float64 through one matrix product (|q|^2 + |f|^2 - 2 q.f)."""
+    q = np.asarray(queries, np.float64)
+    f = np.asarray(faces, np.float64)
+    squared = (q**2).sum(1)[:, None] + (f**2).sum(1)[None, :] - 2.0 * q @ f.T
+    return np.sqrt(np.maximum(squared, 0.0))
+
+
 def face_distance(known: np.ndarray, vector: np.ndarray) -> np.ndarray:
     """Euclidean distances, the measure face_recognition's tolerance 0.6 is meant for."""
     if len(known) == 0:

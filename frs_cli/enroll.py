@@ -183,18 +183,21 @@ def enrol_into(
     workers: int,
     scheduler: str | None = None,
     say: Callable[[str], None] | None = None,
+    cohort: bool = False,
 ) -> EnrolStats:
     """Encode the photos in `paths` (as `frs enroll` lays them out) in `workers`
-    processes (or on Dask), add them to `watchlist`, and record it in the audit trail."""
+    processes (or on Dask), add them to `watchlist` (or, with `cohort`, to its cohort),
+    and record it in the audit trail."""
     from frs_cli import audit
     from frs_cli.executors import make_executor, ordered_map
 
-    jobs = collect_jobs([str(p) for p in paths], name)
+    jobs = collect_jobs([str(p) for p in paths], "cohort" if cohort else name)
     if not jobs:
         raise FrsError("no photos found in the given paths")
+    run = run_cohort if cohort else run_enroll
     executor = make_executor(max(1, min(workers, len(jobs))), "hog", scheduler)
     try:
-        stats = run_enroll(
+        stats = run(
             watchlist,
             jobs,
             lambda fn, items: ordered_map(executor, fn, items),
@@ -202,12 +205,16 @@ def enrol_into(
         )
     finally:
         executor.shutdown()
-    counts = {"enrolled": stats.enrolled, "already_enrolled": stats.duplicates}
+    added, again = ("added", "already_there") if cohort else ("enrolled", "already_enrolled")
+    counts = {added: stats.enrolled, again: stats.duplicates}
     counts |= {"no_face": stats.no_face, "unreadable": stats.unreadable}
     audit.append(
         watchlist.path,
         audit.record(
-            "enroll", watchlist=watchlist.fingerprint(), inputs=stats.photos, counts=counts
+            "cohort-add" if cohort else "enroll",
+            watchlist=watchlist.fingerprint(),
+            inputs=stats.photos,
+            counts=counts,
         ),
     )
     return stats

@@ -8,7 +8,7 @@ import os
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import BrokenExecutor, Future
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -347,8 +347,16 @@ def run_scan(
 ) -> ScanStats:
     """Scan every input, calling `emit` with each file's outcome in input order."""
     stats = new_stats(watchlist)
-    for outcome in iter_scan(cfg, watchlist, executor, stats, events, skip):
-        emit(outcome)
+    outcomes = iter_scan(cfg, watchlist, executor, stats, events, skip)
+    try:
+        for outcome in outcomes:
+            emit(outcome)
+    except KeyboardInterrupt:
+        # Ctrl-C while `emit` wrote rows (iter_scan catches it while it works itself).
+        stats.interrupted = True
+        executor.shutdown(cancel=True)
+    finally:
+        outcomes.close()
     return stats
 
 
@@ -359,7 +367,7 @@ def iter_scan(
     stats: ScanStats,
     events: Events | None = None,
     skip: Callable[[str], bool] | None = None,
-) -> Iterator[FileOutcome]:
+) -> Generator[FileOutcome, None, None]:
     """Scan every input, yielding each file's outcome in input order as it completes;
     `stats` is filled in as it goes (complete once the iterator is exhausted)."""
     report: Events = events or Events()
@@ -457,6 +465,15 @@ def iter_scan(
             stats.inputs.append(entry)
         report.file_done(outcome)
 
+    def drain(keep: int) -> Iterator[FileOutcome]:
+        """Finish the oldest files until at most `keep` segments are in flight (every
+        queued file has at least one)."""
+        while queue and in_flight > keep:
+            done, outcome = finish_oldest()
+            if outcome is not None:
+                yield outcome
+                record(done, outcome)
+
     try:
         for info in iter_videos(cfg, counting, skip):
             segments = plan_segments(info, executor.workers, cfg.analysis)
@@ -469,16 +486,8 @@ def iter_scan(
             futures = [executor.submit(analyse_segment, s) for s in segments]
             queue.append((info, segments, futures))
             in_flight += len(segments)
-            while in_flight > limit and queue:
-                done, outcome = finish_oldest()
-                if outcome is not None:
-                    yield outcome
-                    record(done, outcome)
-        while queue:
-            done, outcome = finish_oldest()
-            if outcome is not None:
-                yield outcome
-                record(done, outcome)
+            yield from drain(limit)
+        yield from drain(0)
     except KeyboardInterrupt:
         stats.interrupted = True
         executor.shutdown(cancel=True)
@@ -532,10 +541,14 @@ def summary(stats: ScanStats, cfg: ScanConfig, model_id: str) -> dict[str, Any]:
     }
 
 
-def choose_rule(watchlist: Watchlist, fpir: float | None, tolerance: float | None) -> Rule:
-    """--fpir (default 0.01): the rule calibrated for this watchlist; --tolerance: fixed."""
+def check_rule_options(fpir: float | None, tolerance: float | None) -> None:
     if fpir is not None and tolerance is not None:
         raise UsageError("give --fpir (a rule chosen per watchlist) or --tolerance, not both")
+
+
+def choose_rule(watchlist: Watchlist, fpir: float | None, tolerance: float | None) -> Rule:
+    """--fpir (default 0.01): the rule calibrated for this watchlist; --tolerance: fixed."""
+    check_rule_options(fpir, tolerance)
     if tolerance is not None:
         return calibration.fixed(tolerance, watchlist.calibration())
     return watchlist.rule(fpir if fpir is not None else calibration.DEFAULT_FPIR)

@@ -471,6 +471,8 @@ class Watchlist:
     def unlike_photos(self, names: set[str] | None = None) -> list[Unlike]:
         """Photos that look unlike the rest of their identity (of `names`, or all): e.g. a
         folder of several people's photos enrolled as one identity by its file names."""
+        from frs_cli.encode import distances
+
         rows = self.conn.execute(
             "SELECT i.name, f.photo, f.vector FROM faces f JOIN identities i"
             " ON i.id = f.identity_id ORDER BY i.name, f.id"
@@ -483,8 +485,8 @@ class Watchlist:
         for name, faces in by.items():
             if len(faces) < 2:
                 continue
-            vectors = np.stack([v for _, v in faces]).astype(np.float64)
-            d = np.linalg.norm(vectors[:, None] - vectors[None], axis=2)
+            vectors = np.stack([v for _, v in faces])
+            d = distances(vectors, vectors)
             for k, (photo, _) in enumerate(faces):
                 median = float(np.median(np.delete(d[k], k)))
                 if median > UNLIKE_DISTANCE:
@@ -609,15 +611,9 @@ class Watchlist:
         cohort = self.cohort
         if not len(cohort):
             return matches
-        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
-        nearest = np.sqrt(
-            np.maximum(
-                (queries.astype(np.float64) ** 2).sum(1)[:, None]
-                + (cohort.astype(np.float64) ** 2).sum(1)[None, :]
-                - 2.0 * queries @ cohort.T,
-                0.0,
-            )
-        ).min(axis=1)
+        from frs_cli.encode import distances
+
+        nearest = distances(np.atleast_2d(queries), cohort).min(axis=1)
         out: list[Match | None] = []
         for m, c in zip(matches, nearest, strict=True):
             if m is not None and float(c) < m.distance + m.margin:
@@ -712,6 +708,7 @@ class Watchlist:
         after them): exact below EXACT_LIMIT faces, else from the index, and the cohort's
         exactly."""
         from frs_cli import calibration as cal
+        from frs_cli.encode import distances
 
         if self.size < self.exact_limit:
             return cal.exact_knn(np.concatenate([self.vectors, self.cohort]))
@@ -730,12 +727,7 @@ class Watchlist:
             idx = np.searchsorted(ids, found.astype(np.int64))
             dist = np.sqrt(np.maximum(squared, 0.0))
             if len(cohort):
-                near = np.sqrt(
-                    np.maximum(
-                        (q**2).sum(1)[:, None] + (cohort**2).sum(1)[None] - 2.0 * q @ cohort.T,
-                        0.0,
-                    )
-                )
+                near = distances(q, cohort)
                 idx = np.concatenate([idx, n + np.arange(len(cohort))[None].repeat(len(q), 0)], 1)
                 dist = np.concatenate([dist, near], 1)
                 order = np.argsort(dist, axis=1, kind="stable")[:, : cal.KNN]
