@@ -40,11 +40,13 @@ def _hog_with(filters: tuple[int, ...], max_levels: int | None) -> Detector:
 
 
 def _cnn(image: np.ndarray, threshold: float = 0.0) -> list[Detection]:
-    found = models.cnn_detector()(image, 0)
+    # dlib's MMOD detector (on ONNX Runtime where it can run: models.cnn_detector) reports
+    # windows scoring above 0, as dlib's Python API does; a lower threshold finds no more.
+    found = models.cnn_detector()(image, 0.0)
     return [
-        Detection(rect_to_box(d.rect), float(d.confidence))
-        for d in found
-        if d.confidence >= threshold
+        Detection(Box(left, top, right - left + 1, bottom - top + 1), float(score))
+        for (left, top, right, bottom), score in found
+        if score >= threshold
     ]
 
 

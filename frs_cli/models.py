@@ -12,7 +12,9 @@ import functools
 import hashlib
 import importlib.util
 import os
+import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -173,11 +175,30 @@ def _cache_dir() -> Path:
     return Path(base) / "frs"
 
 
-@functools.cache
 def cnn_detector() -> Any:
+    """dlib's MMOD CNN detector: on ONNX Runtime where it can run there (`choice`), else
+    dlib's own. Both are called as `detector(image, threshold)` -> list of ((left, top,
+    right, bottom) inclusive, confidence), for confidences above the threshold."""
+    return _cnn_detector(_wanted())
+
+
+@functools.cache
+def _cnn_detector(wanted: str) -> Any:
+    net = _onnx_net(MMOD, wanted)
+    if net is not None:
+        return net
     import dlib
 
-    return dlib.cnn_face_detection_model_v1(str(model_path(MMOD)))
+    dlib_net = dlib.cnn_face_detection_model_v1(str(model_path(MMOD)))
+
+    def run(image: Any, threshold: float = 0.0) -> list[tuple[tuple[int, int, int, int], float]]:
+        return [
+            ((d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()), d.confidence)
+            for d in dlib_net(image, 0)
+            if d.confidence > threshold
+        ]
+
+    return run
 
 
 @functools.cache
@@ -189,18 +210,127 @@ def shape_predictor() -> Any:
 
 @functools.cache
 def face_encoder() -> Any:
+    """dlib's own encoder (`compute_face_descriptor`); frs_cli.encode uses `onnx_encoder`
+    instead where it can run."""
     import dlib
 
     return dlib.face_recognition_model_v1(str(model_path(RESNET)))
 
 
+# -- which code runs dlib's two networks ---------------------------------------------------
+BACKEND_ENV = "FRS_BACKEND"
+NETWORKS = {RESNET: "encoder", MMOD: "CNN detector"}
+
+
+@dataclass(frozen=True)
+class Choice:
+    backend: str  # "onnxruntime" or "dlib"
+    why: str
+
+
+def _wanted() -> str:
+    return os.environ.get(BACKEND_ENV, "").strip().lower()
+
+
+def choice(name: str) -> Choice:
+    """Which code runs the network in model file `name` (RESNET or MMOD) and why.
+
+    ONNX Runtime unless FRS_BACKEND=dlib, the runtime is not installed, or the file is not
+    of a layout frs_cli.dlib_dnn knows (then the graph cannot be built). The graph is built
+    at first use and cached (`onnx_graph`), so this is cheap after the first time."""
+    return _choice(name, _wanted())
+
+
+@functools.cache
+def _choice(name: str, wanted: str) -> Choice:
+    if wanted == "dlib":
+        return Choice("dlib", f"{BACKEND_ENV}=dlib")
+    if wanted not in ("", "onnxruntime", "onnx"):
+        return Choice("dlib", f"{BACKEND_ENV}={wanted} is not a backend (onnxruntime, dlib)")
+    if importlib.util.find_spec("onnxruntime") is None:
+        return Choice("dlib", "onnxruntime is not installed")
+    try:
+        onnx_graph(name)
+    except ModelsMissing:
+        raise
+    except Exception as err:  # noqa: BLE001 - any failure to build means: use dlib
+        return Choice("dlib", f"{name} could not be converted ({err})")
+    import onnxruntime
+
+    return Choice("onnxruntime", f"onnxruntime {onnxruntime.__version__}, one thread")
+
+
+@functools.cache
+def onnx_graph(name: str) -> Path:
+    """The ONNX graph of dlib's network in model file `name`, from the cache folder (keyed
+    by the weights' hash and frs's graph version), built there first if missing. Raises
+    frs_cli.dlib_dnn.LayoutError (or ImportError without the `onnx` package to build it)."""
+    from frs_cli import dlib_dnn, onnx_nets
+
+    path = model_path(name)
+    cached = _cache_dir() / (
+        f"onnx-{Path(name).stem}-{file_digest(path)}-g{onnx_nets.GRAPH_VERSION}.onnx"
+    )
+    if cached.is_file():
+        return cached
+    model = onnx_nets.build(dlib_dnn.read(str(path)))
+    _write_cache(cached, model)
+    if not cached.is_file():  # no cache folder: a private temporary file for this process
+        folder = Path(tempfile.mkdtemp(prefix="frs-onnx-"))
+        cached = folder / cached.name
+        cached.write_bytes(model)
+    return cached
+
+
+_warned: set[str] = set()
+
+
+def warn_fallbacks(model: str, stream: Any = None) -> None:
+    """One line on stderr (once per process) for each network a scan or enrolment with
+    `model` will run on dlib although ONNX Runtime was asked for (not for FRS_BACKEND=dlib)."""
+    names = (MMOD, RESNET) if model == "cnn" else (RESNET,)
+    for name in names:
+        c = choice(name)
+        wanted_dlib = c.why.startswith(f"{BACKEND_ENV}=dlib")
+        if c.backend == "dlib" and not wanted_dlib and name not in _warned:
+            _warned.add(name)
+            print(
+                f"frs: warning: dlib runs the {NETWORKS[name]} (slower): {c.why}",
+                file=stream or sys.stderr,
+            )
+
+
+@functools.cache
+def _onnx_net(name: str, wanted: str) -> Any:
+    """The ONNX Runtime runner for `name`, or None where dlib must run it."""
+    if _choice(name, wanted).backend != "onnxruntime":
+        return None
+    from frs_cli import onnx_nets
+
+    try:
+        cls = onnx_nets.Encoder if name == RESNET else onnx_nets.Detector
+        return cls(model_path(name), onnx_graph(name), _cache_dir())
+    except Exception:  # noqa: BLE001 - a cache or runtime failure: dlib still works
+        return None
+
+
+def onnx_encoder() -> Any:
+    """frs_cli.onnx_nets.Encoder, or None where dlib runs the encoder."""
+    return _onnx_net(RESNET, _wanted())
+
+
 @functools.cache
 def encoder_model_id() -> str:
-    """Names the encoder and the exact weights, so watchlists never mix encoders.
+    """Names the encoder and the exact weights, so watchlists never mix encoders."""
+    return f"{MODEL_ID_PREFIX}{file_digest(model_path(RESNET))}"
 
-    Hashing the 22 MB weights costs ~60 ms, a tenth of a short scan's start-up, so the
-    id is cached per file (path, size, mtime, inode) in the cache folder."""
-    path = model_path(RESNET)
+
+@functools.cache
+def file_digest(path: Path) -> str:
+    """The first 16 hex digits of a model file's sha256.
+
+    Hashing the 22 MB encoder weights costs ~60 ms, a tenth of a short scan's start-up, so
+    the digest is cached per file (path, size, mtime, inode) in the cache folder."""
     st = path.stat()
     key = hashlib.sha256(
         f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}".encode()
@@ -209,11 +339,12 @@ def encoder_model_id() -> str:
     with contextlib.suppress(OSError, UnicodeDecodeError):
         cached = cache.read_text(encoding="ascii").strip()
         if cached.startswith(MODEL_ID_PREFIX) and len(cached) == len(MODEL_ID_PREFIX) + 16:
+            return cached[len(MODEL_ID_PREFIX) :]  # the format earlier versions wrote
+        if len(cached) == 16 and all(c in "0123456789abcdef" for c in cached):
             return cached
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    model_id = f"{MODEL_ID_PREFIX}{digest}"
-    _write_cache(cache, model_id.encode("ascii"))
-    return model_id
+    _write_cache(cache, digest.encode("ascii"))
+    return digest
 
 
 def _write_cache(path: Path, data: bytes) -> None:
@@ -225,10 +356,12 @@ def _write_cache(path: Path, data: bytes) -> None:
 
 
 def check(model: str) -> None:
-    """Raise ModelsMissing unless the files a scan with `model` loads are there."""
+    """Raise ModelsMissing unless the files a scan with `model` loads are there; say which
+    networks dlib will run although ONNX Runtime was wanted (once per process)."""
     for name in (MMOD if model == "cnn" else None, SHAPE_5, RESNET):
         if name is not None:
             model_path(name)
+    warn_fallbacks(model)
 
 
 def preload(model: str) -> None:
@@ -239,4 +372,5 @@ def preload(model: str) -> None:
         hog_detector()
         hog_detector(HOG_UPRIGHT)
     shape_predictor()
-    face_encoder()
+    if onnx_encoder() is None:
+        face_encoder()

@@ -1,4 +1,5 @@
-"""The encoder's id names the exact weights; it is cached per file in the cache folder."""
+"""The encoder's id names the exact weights; the weights' hash is cached per file in the
+cache folder."""
 
 import hashlib
 import os
@@ -18,33 +19,42 @@ def test_encoder_id_is_cached_per_weights_file(tmp_path, monkeypatch):
     weights = mine / models.RESNET
     want = "dlib_resnet_v1:" + hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
 
-    models.encoder_model_id.cache_clear()
+    forget()
     assert models.encoder_model_id() == want
     (cached,) = (tmp_path / "cache" / "frs").glob("model-id-*")
-    assert cached.read_text() == want
+    assert cached.read_text() == want.split(":")[1]
 
-    # The cache is what a second process reads (shown by planting another id in it)...
-    cached.write_text("dlib_resnet_v1:0123456789abcdef")
-    models.encoder_model_id.cache_clear()
+    # The cache is what a second process reads (shown by planting another hash in it)...
+    cached.write_text("0123456789abcdef")
+    forget()
     assert models.encoder_model_id() == "dlib_resnet_v1:0123456789abcdef"
+    # (as it is in the format earlier versions wrote)
+    cached.write_text("dlib_resnet_v1:fedcba9876543210")
+    forget()
+    assert models.encoder_model_id() == "dlib_resnet_v1:fedcba9876543210"
 
     # ...until the weights file changes: then it is hashed again.
     with open(weights, "r+b") as f:
         f.seek(100)
         f.write(b"\x00\x01\x02")
     os.utime(weights, ns=(1, 1))
-    models.encoder_model_id.cache_clear()
+    forget()
     changed = "dlib_resnet_v1:" + hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
     assert changed != want and models.encoder_model_id() == changed
 
-    models.encoder_model_id.cache_clear()  # leave no planted id for other tests
+    forget()  # leave no planted id for other tests
+
+
+def forget():
+    models.encoder_model_id.cache_clear()
+    models.file_digest.cache_clear()
 
 
 def test_scan_without_models_is_one_clear_error(demo_watchlist, tmp_path, monkeypatch):
     from conftest import SAMPLE, run_cli
 
     monkeypatch.setenv("FRS_MODELS_DIR", str(tmp_path))
-    models.encoder_model_id.cache_clear()
+    forget()
     try:
         for workers in ("1", "2"):
             result = run_cli(
@@ -56,4 +66,4 @@ def test_scan_without_models_is_one_clear_error(demo_watchlist, tmp_path, monkey
             )
             assert "Traceback" not in result.stderr
     finally:
-        models.encoder_model_id.cache_clear()
+        forget()
