@@ -928,16 +928,28 @@ def doctor() -> None:
     except FrsError as err:
         lines.append(f"models: MISSING: {err}")
         ok = False
-    if cuda:
-        lines.append("speed: CUDA build: --model cnn and encodings run on the GPU.")
+    encoder = models.choice(models.RESNET) if ok else None
+    if encoder is not None:
+        for name in (models.RESNET, models.MMOD):
+            c = models.choice(name)
+            runs = "ONNX Runtime" if c.backend == "onnxruntime" else "dlib"
+            lines.append(f"{models.NETWORKS[name]}: {runs} ({c.why})")
+    if encoder is not None and encoder.backend == "onnxruntime":
+        lines.append(
+            "speed: encodings ~9 ms per face and --model cnn ~0.55 s per 1280x720 search on "
+            "one core (dlib-bin: ~115 ms and ~8.6 s; docs/performance.md)."
+        )
+    elif cuda:
+        lines.append("speed: CUDA build: dlib's networks run on the GPU.")
     elif blas:
         lines.append(
             "speed: BLAS build: encodings ~16 ms per face on one core (about 5x the wheel)."
         )
     else:
         lines.append(
-            "speed: no BLAS (the dlib-bin wheel): encodings ~80 ms per face; dlib built "
-            "from source against OpenBLAS encodes in ~16 ms (docs/performance.md)."
+            "speed: no BLAS (the dlib-bin wheel): encodings ~80-115 ms per face and "
+            "--model cnn ~8.6 s per 1280x720 search; on ONNX Runtime ~9 ms and ~0.55 s "
+            "(docs/performance.md)."
         )
     if not avx:
         lines.append(

@@ -59,6 +59,7 @@ class SerialExecutor(Executor):
 
     def __init__(self, workers: int = 1, model: str = "hog"):
         super().__init__(1, model)
+        models.check(model)
         models.preload(model)
 
     def submit(self, fn: Callable[[Any], Any], arg: Any) -> Future[Any]:

@@ -226,6 +226,7 @@ NETWORKS = {RESNET: "encoder", MMOD: "CNN detector"}
 class Choice:
     backend: str  # "onnxruntime" or "dlib"
     why: str
+    fallback: bool = False  # dlib runs it because ONNX Runtime could not
 
 
 def _wanted() -> str:
@@ -246,18 +247,26 @@ def _choice(name: str, wanted: str) -> Choice:
     if wanted == "dlib":
         return Choice("dlib", f"{BACKEND_ENV}=dlib")
     if wanted not in ("", "onnxruntime", "onnx"):
-        return Choice("dlib", f"{BACKEND_ENV}={wanted} is not a backend (onnxruntime, dlib)")
+        return Choice("dlib", f"{BACKEND_ENV}={wanted} is not a backend (onnxruntime, dlib)", True)
     if importlib.util.find_spec("onnxruntime") is None:
-        return Choice("dlib", "onnxruntime is not installed")
+        return Choice("dlib", "onnxruntime is not installed", True)
+    import dlib
+
+    if getattr(dlib, "DLIB_USE_CUDA", False):
+        return Choice("dlib", "dlib is built with CUDA: it runs the network on the GPU")
     try:
         onnx_graph(name)
     except ModelsMissing:
         raise
     except Exception as err:  # noqa: BLE001 - any failure to build means: use dlib
-        return Choice("dlib", f"{name} could not be converted ({err})")
-    import onnxruntime
+        return Choice("dlib", f"{name} could not be converted ({err})", True)
+    from importlib.metadata import PackageNotFoundError, version
 
-    return Choice("onnxruntime", f"onnxruntime {onnxruntime.__version__}, one thread")
+    try:  # importing onnxruntime takes ~0.15 s: not in the parent, which only decides
+        release = version("onnxruntime")
+    except PackageNotFoundError:
+        release = "?"
+    return Choice("onnxruntime", f"onnxruntime {release}, one thread per process")
 
 
 @functools.cache
@@ -265,7 +274,7 @@ def onnx_graph(name: str) -> Path:
     """The ONNX graph of dlib's network in model file `name`, from the cache folder (keyed
     by the weights' hash and frs's graph version), built there first if missing. Raises
     frs_cli.dlib_dnn.LayoutError (or ImportError without the `onnx` package to build it)."""
-    from frs_cli import dlib_dnn, onnx_nets
+    from frs_cli import onnx_nets
 
     path = model_path(name)
     cached = _cache_dir() / (
@@ -273,6 +282,8 @@ def onnx_graph(name: str) -> Path:
     )
     if cached.is_file():
         return cached
+    from frs_cli import dlib_dnn
+
     model = onnx_nets.build(dlib_dnn.read(str(path)))
     _write_cache(cached, model)
     if not cached.is_file():  # no cache folder: a private temporary file for this process
@@ -285,14 +296,24 @@ def onnx_graph(name: str) -> Path:
 _warned: set[str] = set()
 
 
+def forget() -> None:
+    """Forget every model, hash and backend choice this process holds (for tests that
+    change FRS_MODELS_DIR or the cache folder)."""
+    for cached in (
+        file_digest, encoder_model_id, _choice, onnx_graph, _onnx_net, _cnn_detector,
+        shape_predictor, face_encoder,
+    ):  # fmt: skip
+        cached.cache_clear()
+    _warned.clear()
+
+
 def warn_fallbacks(model: str, stream: Any = None) -> None:
     """One line on stderr (once per process) for each network a scan or enrolment with
     `model` will run on dlib although ONNX Runtime was asked for (not for FRS_BACKEND=dlib)."""
     names = (MMOD, RESNET) if model == "cnn" else (RESNET,)
     for name in names:
         c = choice(name)
-        wanted_dlib = c.why.startswith(f"{BACKEND_ENV}=dlib")
-        if c.backend == "dlib" and not wanted_dlib and name not in _warned:
+        if c.fallback and name not in _warned:
             _warned.add(name)
             print(
                 f"frs: warning: dlib runs the {NETWORKS[name]} (slower): {c.why}",

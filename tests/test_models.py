@@ -46,8 +46,7 @@ def test_encoder_id_is_cached_per_weights_file(tmp_path, monkeypatch):
 
 
 def forget():
-    models.encoder_model_id.cache_clear()
-    models.file_digest.cache_clear()
+    models.forget()
 
 
 def test_scan_without_models_is_one_clear_error(demo_watchlist, tmp_path, monkeypatch):
