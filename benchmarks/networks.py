@@ -2,7 +2,7 @@
 measured side by side in one run: the networks alone, then whole `frs` commands.
 
     python benchmarks/networks.py [--repeat 5] [--street-times 8] [--photos 300]
-        [--skip-cnn-scan] [--skip-networks] [--out results.json]
+        [--skip-cnn-scan] [--skip-networks] [--skip-commands] [--out results.json]
 
 Part 1, whole processes (`frs` as installed, FRS_BACKEND=dlib vs onnxruntime, interleaved),
 each with wall time, CPU and the peak RSS of the largest process:
@@ -260,6 +260,7 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=300)
     parser.add_argument("--skip-cnn-scan", action="store_true")
     parser.add_argument("--skip-networks", action="store_true")
+    parser.add_argument("--skip-commands", action="store_true")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if not DATA.is_dir():
@@ -274,8 +275,9 @@ def main() -> None:
     }
     # Commands first: a child's peak RSS counts from the fork, so this process must not have
     # grown yet (dlib's CNN takes ~1 GB).
-    with tempfile.TemporaryDirectory() as folder:
-        results["commands"] = commands(args, Path(folder))
+    if not args.skip_commands:
+        with tempfile.TemporaryDirectory() as folder:
+            results["commands"] = commands(args, Path(folder))
     if not args.skip_networks:
         results["networks"] = networks(args.repeat)
     if args.out:

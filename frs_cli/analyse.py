@@ -57,7 +57,7 @@ EDGE_MISSES = 2  # frames in a row without the face that end an edge search
 FOLLOW_THRESHOLD = -0.3  # HOG score a followed face needs (whole-frame searches need 0, dlib's
 # default): a face known to be there scores below 0 in some frames as it turns or blurs. With 0,
 # tracks broke there (street clip: 93% of the reference's faces inside tracks; with -0.3: 96%).
-ENCODE_BATCH = 16  # views waiting for the encoder are encoded together, at most this many
+ENCODE_BATCH = 8  # views waiting for the encoder are encoded together, at most this many
 PROFILE_QUALITY = 0.6  # a profile view is worth this much of a frontal one
 # Pyramid levels a region search needs. Level l finds faces of WINDOW_PX * (6/5)**l pixels, and
 # a followed face scaled to REGION_FACE_PX may have grown to SIZE_STEP[1] times that: what the
@@ -449,9 +449,11 @@ class SegmentScanner:
             self._encode_waiting()
 
     def _encode_waiting(self) -> None:
-        """Encode the views waiting, in one call to the network (ONNX Runtime: ~12% less
-        per face in batches of 8 than one at a time); tracks are only handed on when the
-        segment ends, so nothing waits for a vector before then."""
+        """Encode the views waiting, in one call to the network (ONNX Runtime: 8.5 ms per
+        face in batches of 8, 11 ms one at a time, landmarks and chip included); tracks
+        are only handed on when the segment ends, so nothing waits for a vector before
+        then. Each waiting view holds its full-resolution crop (up to ~1 MB at 1080p),
+        hence the small batch."""
         if not self.waiting:
             return
         faces = []

@@ -286,10 +286,12 @@ def onnx_graph(name: str) -> Path:
 
     model = onnx_nets.build(dlib_dnn.read(str(path)))
     _write_cache(cached, model)
-    if not cached.is_file():  # no cache folder: a private temporary file for this process
-        folder = Path(tempfile.mkdtemp(prefix="frs-onnx-"))
-        cached = folder / cached.name
-        cached.write_bytes(model)
+    if not cached.is_file():  # no cache folder: one in the temporary folder, this user's
+        private = Path(tempfile.gettempdir()) / f"frs-cache-{os.getuid()}"
+        private.mkdir(mode=0o700, exist_ok=True)
+        cached = private / cached.name
+        if not cached.is_file():
+            _write_cache(cached, model)
     return cached
 
 
@@ -329,8 +331,9 @@ def _onnx_net(name: str, wanted: str) -> Any:
     from frs_cli import onnx_nets
 
     try:
-        cls = onnx_nets.Encoder if name == RESNET else onnx_nets.Detector
-        return cls(model_path(name), onnx_graph(name), _cache_dir())
+        if name == RESNET:
+            return onnx_nets.Encoder(onnx_graph(name))
+        return onnx_nets.Detector(model_path(name), onnx_graph(name))
     except Exception:  # noqa: BLE001 - a cache or runtime failure: dlib still works
         return None
 

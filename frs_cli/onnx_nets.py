@@ -208,12 +208,12 @@ def build(net: Network) -> bytes:
 
 
 # -- sessions ----------------------------------------------------------------------------
-def session(graph: Path, cache_dir: Path) -> Any:
+def session(graph: Path) -> Any:
     """An ONNX Runtime session for the graph file, one thread, on the CPU.
 
     ONNX Runtime's full optimisation (fusions, then a blocked memory layout for this CPU's
-    vector width) takes ~50-110 ms per load; the optimised graph is therefore saved in the
-    cache folder, keyed by the runtime's version and this CPU, and loaded without
+    vector width) takes ~50-110 ms per load; the optimised graph is therefore saved beside
+    the graph, keyed by the runtime's version and this CPU, and loaded without
     optimising again (~15 ms)."""
     import onnxruntime as ort
 
@@ -227,7 +227,7 @@ def session(graph: Path, cache_dir: Path) -> Any:
         return opts
 
     providers = ["CPUExecutionProvider"]
-    optimised = cache_dir / f"{graph.stem}-ort{ort.__version__}-{_cpu_signature()}.onnx"
+    optimised = graph.parent / f"{graph.stem}-ort{ort.__version__}-{_cpu_signature()}.onnx"
     if optimised.is_file():
         with contextlib.suppress(Exception):  # damaged: optimise again below
             return ort.InferenceSession(
@@ -235,7 +235,7 @@ def session(graph: Path, cache_dir: Path) -> Any:
             )
     opts = options(ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
     tmp = optimised.with_name(f"{optimised.name}.{os.getpid()}.tmp")
-    writable = os.access(cache_dir, os.W_OK)
+    writable = os.access(graph.parent, os.W_OK)
     if writable:
         opts.optimized_model_filepath = str(tmp)
     sess = ort.InferenceSession(str(graph), opts, providers)
@@ -260,8 +260,8 @@ def _cpu_signature() -> str:
 class Encoder:
     """128-d encodings of 150x150 face chips, as dlib's network computes them."""
 
-    def __init__(self, path: Path, graph: Path, cache_dir: Path) -> None:
-        self.session = session(graph, cache_dir)
+    def __init__(self, graph: Path) -> None:
+        self.session = session(graph)
         rows, cols = self.session.get_inputs()[0].shape[1:3]
         self.size = (int(rows), int(cols))
 
@@ -368,9 +368,9 @@ def _resize_bilinear(src: np.ndarray, rows: int, cols: int) -> np.ndarray:
 class Detector:
     """dlib's MMOD CNN face detector (`cnn_face_detection_model_v1`, no upsampling)."""
 
-    def __init__(self, path: Path, graph: Path, cache_dir: Path) -> None:
+    def __init__(self, path: Path, graph: Path) -> None:
         self.net = read(str(path))
-        self.session = session(graph, cache_dir)
+        self.session = session(graph)
         if self.net.loss != "loss_mmod_":
             raise LayoutError("not an MMOD detector network")
         first = self.net.layers[0]
