@@ -330,11 +330,27 @@ def _onnx_net(name: str, wanted: str) -> Any:
         return None
     from frs_cli import onnx_nets
 
-    try:
+    def make() -> Any:
         if name == RESNET:
             return onnx_nets.Encoder(onnx_graph(name))
         return onnx_nets.Detector(model_path(name), onnx_graph(name))
-    except Exception:  # noqa: BLE001 - a cache or runtime failure: dlib still works
+
+    try:
+        return make()
+    except Exception:  # noqa: BLE001 - most likely a damaged cached graph: build it again
+        with contextlib.suppress(Exception):
+            onnx_graph(name).unlink()
+        onnx_graph.cache_clear()
+    try:
+        return make()
+    except Exception as err:  # noqa: BLE001 - the runtime cannot run it: dlib still can
+        if name not in _warned:
+            _warned.add(name)
+            print(
+                f"frs: warning: dlib runs the {NETWORKS[name]} (slower): ONNX Runtime "
+                f"failed ({err})",
+                file=sys.stderr,
+            )
         return None
 
 

@@ -204,6 +204,24 @@ def test_an_unknown_layout_falls_back_to_dlib_with_one_warning(tmp_path, monkeyp
         models.forget()
 
 
+def test_a_damaged_cached_graph_is_built_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("FRS_BACKEND", raising=False)
+    models.forget()
+    try:
+        graph = models.onnx_graph(models.RESNET)
+        graph.write_bytes(graph.read_bytes()[:1000])  # cut short: not a model any more
+        models.forget()
+        assert models.onnx_graph(models.RESNET) == graph  # the parent sees a file there
+        encoder = models.onnx_encoder()
+        assert encoder is not None and graph.stat().st_size > 20_000_000
+        chip = np.zeros((1, 150, 150, 3), np.uint8)
+        assert encoder(chip).shape == (1, 128)
+    finally:
+        monkeypatch.undo()
+        models.forget()
+
+
 def test_doctor_says_which_backend_runs_each_network(monkeypatch):
     monkeypatch.delenv("FRS_BACKEND", raising=False)
     result = run_cli("doctor")
