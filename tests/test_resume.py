@@ -2,6 +2,7 @@
 output row for row; Ctrl-C stops promptly with the summary so far."""
 
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -101,8 +102,16 @@ def test_changed_input_is_rescanned(demo_watchlist, footage, tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_stops_promptly_and_prints_the_summary(demo_watchlist, footage, tmp_path):
     out = tmp_path / "o.csv"
+    # Twenty files: enough work that the scan is still running when Ctrl-C comes. (The
+    # same folder three times is five files, scanned in ~1.2 s since encodings run on ONNX
+    # Runtime: on a busy machine the scan could end before the signal.)
+    many = tmp_path / "many"
+    many.mkdir()
+    for k in range(4):
+        for clip in sorted(footage.glob("*.mp4")):
+            shutil.copy(clip, many / f"{k}-{clip.name}")
     proc = subprocess.Popen(
-        frs("scan", "-w", demo_watchlist, "--out", out, footage, footage, footage),
+        frs("scan", "-w", demo_watchlist, "--out", out, many),
         cwd=ROOT, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     # Interrupt once the first file's rows are out (start-up can be slow on a fresh clone).
