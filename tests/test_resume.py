@@ -118,11 +118,12 @@ def test_ctrl_c_stops_promptly_and_prints_the_summary(demo_watchlist, footage, t
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not out.exists() or out.read_text().count("\n") < 2):
         time.sleep(0.1)
+    rows_seen, running = out.read_text().count("\n"), proc.poll() is None
     proc.send_signal(signal.SIGINT)
     started = time.monotonic()
     _, err = proc.communicate(timeout=30)
     assert time.monotonic() - started < 5
-    assert proc.returncode == 130
+    assert proc.returncode == 130, (rows_seen, running, err[-2000:])
     assert "scanned " in err and "Traceback" not in err
     rows = out.read_text().splitlines()
     assert rows[0].startswith("source,identity")
