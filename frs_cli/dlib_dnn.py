@@ -149,7 +149,7 @@ def parse(data: bytes) -> Network:
 
 
 def _net(r: _Reader, depth: int) -> list[Layer]:
-    if depth > 1000:
+    if depth > 400:  # the encoder is 131 layers deep; Python's own limit is near 1000
         raise LayoutError("network too deep")
     version = r.integer()
     if version == 1:  # a tag or a skip
