@@ -315,12 +315,17 @@ def warn_fallbacks(model: str, stream: Any = None) -> None:
     names = (MMOD, RESNET) if model == "cnn" else (RESNET,)
     for name in names:
         c = choice(name)
-        if c.fallback and name not in _warned:
-            _warned.add(name)
-            print(
-                f"frs: warning: dlib runs the {NETWORKS[name]} (slower): {c.why}",
-                file=stream or sys.stderr,
-            )
+        if c.fallback:
+            _warn_once(name, c.why, stream)
+
+
+def _warn_once(name: str, why: str, stream: Any = None) -> None:
+    if name not in _warned:
+        _warned.add(name)
+        print(
+            f"frs: warning: dlib runs the {NETWORKS[name]} (slower): {why}",
+            file=stream or sys.stderr,
+        )
 
 
 @functools.cache
@@ -344,13 +349,7 @@ def _onnx_net(name: str, wanted: str) -> Any:
     try:
         return make()
     except Exception as err:  # noqa: BLE001 - the runtime cannot run it: dlib still can
-        if name not in _warned:
-            _warned.add(name)
-            print(
-                f"frs: warning: dlib runs the {NETWORKS[name]} (slower): ONNX Runtime "
-                f"failed ({err})",
-                file=sys.stderr,
-            )
+        _warn_once(name, f"ONNX Runtime failed ({err})")
         return None
 
 
