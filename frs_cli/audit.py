@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import getpass
 import json
 import os
@@ -12,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from frs_cli import __version__
+from frs_cli import __version__, files
+from frs_cli.errors import FrsError
 from frs_cli.hashing import fast_sha256
 
 
@@ -24,6 +26,9 @@ def fast_fingerprint(path: str | Path) -> dict[str, Any]:
     """Size, mtime and a sha256 of the size and the first and last MiB: enough to tell
     whether a file changed, without reading hours of video."""
     p = Path(path)
+    why = files.regular(p)
+    if why is not None:  # reading a FIFO would block; a device never ends
+        return {"path": str(path), "error": why}
     try:
         st = p.stat()
         digest = fast_sha256(p)
@@ -56,14 +61,21 @@ def record(command: str, **fields: Any) -> dict[str, Any]:
 def append(watchlist: Path, entry: dict[str, Any]) -> None:
     """Append one record; O_APPEND keeps concurrent writers' lines whole."""
     path = log_path(watchlist)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     line = (json.dumps(entry, ensure_ascii=False, default=str) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = files.open_append(path)
+        try:
+            if os.write(fd, line) != len(line):
+                raise OSError(errno.ENOSPC, "the record was cut short (disk full?)")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as err:
+        raise FrsError(
+            f"cannot append to the audit trail {files.printable(str(path))}: "
+            f"{err.strerror or err}; this {entry.get('command', '')} is not recorded"
+        ) from None
 
 
 def read(watchlist: Path) -> list[dict[str, Any]]:

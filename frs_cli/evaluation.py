@@ -21,6 +21,7 @@ two probe photos). Beside them, the rule `frs scan` would choose from the galler
 from __future__ import annotations
 
 import csv
+import io
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from frs_cli import images
+from frs_cli import files, images
 from frs_cli.enroll import PhotoJob, PhotoResult
 from frs_cli.errors import FrsError, UsageError
 
@@ -475,5 +476,7 @@ def plot_det(data: dict[str, Any], path: Path) -> None:
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper right", fontsize="small")
     fig.tight_layout()
-    fig.savefig(path)
+    png = io.BytesIO()
+    fig.savefig(png, format="png")
     plt.close(fig)
+    files.write_output(path, png.getvalue())

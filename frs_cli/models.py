@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from frs_cli import files
 from frs_cli.errors import ModelsMissing
 
 SHAPE_5 = "shape_predictor_5_face_landmarks.dat"
@@ -389,9 +390,7 @@ def file_digest(path: Path) -> str:
 def _write_cache(path: Path, data: bytes) -> None:
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        files.write_atomic(path, data)
 
 
 def check(model: str) -> None:

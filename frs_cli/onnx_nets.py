@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from frs_cli import files
 from frs_cli.dlib_dnn import Layer, LayoutError, Network, read
 
 # Part of the cache key: a change to how graphs are built must not reuse old files.
@@ -234,12 +235,12 @@ def session(graph: Path) -> Any:
                 str(optimised), options(ort.GraphOptimizationLevel.ORT_DISABLE_ALL), providers
             )
     opts = options(ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
-    tmp = optimised.with_name(f"{optimised.name}.{os.getpid()}.tmp")
-    writable = os.access(graph.parent, os.W_OK)
-    if writable:
+    tmp = None
+    with contextlib.suppress(OSError):  # a read-only cache: run without saving
+        tmp = files.reserve(optimised)
         opts.optimized_model_filepath = str(tmp)
     sess = ort.InferenceSession(str(graph), opts, providers)
-    if writable:
+    if tmp is not None:
         with contextlib.suppress(OSError):
             os.replace(tmp, optimised)
     return sess

@@ -15,8 +15,9 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from frs_cli import files
 from frs_cli.audit import fast_fingerprint
 from frs_cli.errors import UsageError
 
@@ -68,22 +69,19 @@ class Journal:
             journal.offset = entry["offset"]
         # Rewrite the journal to what is kept, so a later resume sees the same.
         kept = [entries[0], *journal.done.values()]
-        tmp = journal.path.with_name(journal.path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(e) + "\n" for e in kept), encoding="utf-8")
-        os.replace(tmp, journal.path)
+        files.write_atomic(journal.path, "".join(json.dumps(e) + "\n" for e in kept))
         return journal
 
-    def record(self, source: str, rows: int, stream: IO[str]) -> None:
-        """Call after `source`'s rows are written: makes them durable, then journals them."""
-        stream.flush()
-        os.fsync(stream.fileno())  # the journal is only kept for regular files (cli._journal)
-        size = os.fstat(stream.fileno()).st_size
-        entry = {**fast_fingerprint(source), "rows": rows, "offset": size}
+    def record(self, source: str, rows: int, out: files.Output) -> None:
+        """Call after `source`'s rows are committed to `out`: makes them durable, then
+        journals them with the output's length."""
+        out.sync()
+        entry = {**fast_fingerprint(source), "rows": rows, "offset": out.offset}
         self._write(entry)
         self.done[source] = entry
 
     def _write(self, entry: dict[str, Any]) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = files.open_append(self.path)
         try:
             os.write(fd, (json.dumps(entry) + "\n").encode())
             os.fsync(fd)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
 import unicodedata
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from frs_cli import files
 from frs_cli.records import Appearance, Box
 from frs_cli.timecode import format_tc
 
@@ -76,8 +76,6 @@ def save_views(folder: Path, a: Appearance) -> tuple[str | None, str | None]:
     paths = []
     for suffix, data in (("face", a.face_jpeg), ("frame", a.frame_jpeg)):
         path = folder / f"{stem}_{suffix}.jpg"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        files.write_atomic(path, data)
         paths.append(str(path))
     return paths[0], paths[1]
