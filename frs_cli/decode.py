@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from frs_cli import files
 from frs_cli.errors import InputError
 from frs_cli.timecode import Clock
 
@@ -134,7 +135,10 @@ def probe(path: str) -> VideoInfo:
     """Check that `path` is a video and index its frames. Raises InputError if not."""
     import av
 
-    if Path(path).is_file() and Path(path).stat().st_size == 0:
+    why = files.regular(path)
+    if why is not None:  # a FIFO would block here (and every segment reads the file again)
+        raise InputError(path, why)
+    if Path(path).stat().st_size == 0:
         raise InputError(path, "empty file (0 bytes)")
     container = open_container(path)
     with container:

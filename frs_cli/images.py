@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from frs_cli import files
 from frs_cli.errors import InputError
 from frs_cli.hashing import sha256_file
 
@@ -29,6 +30,9 @@ class Photo:
 def load_photo(path: str) -> Photo:
     """Read a photo as RGB. Raises InputError with a reason the user can act on."""
     p = Path(path)
+    why = files.regular(p)
+    if why is not None:  # a FIFO would block the worker; a device never ends
+        raise InputError(path, why)
     try:
         if p.stat().st_size == 0:
             raise InputError(path, "empty file (0 bytes)")

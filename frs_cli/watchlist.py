@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from frs_cli.errors import WatchlistError
+from frs_cli import files
+from frs_cli.errors import UsageError, WatchlistError
 from frs_cli.hashing import fast_sha256, sha256_file
 from frs_cli.records import Match
 
@@ -221,59 +222,111 @@ class Watchlist:
         self._face_ids: np.ndarray | None = None
         self._index: Any = None
         self._cohort: np.ndarray | None = None
+        self._empty = False
 
     # -- opening ---------------------------------------------------------
     @classmethod
     def create(cls, path: str | Path, model_id: str | None = None) -> Watchlist:
         """Open for writing, creating it if needed. Refuses another encoder's watchlist,
-        and a damaged one (before writing anything into it). `model_id`: the encoder's
-        (default: the installed one)."""
+        any file that is not a watchlist, and a damaged one (before writing anything into
+        it). `model_id`: the encoder's (default: the installed one)."""
         if model_id is None:
             from frs_cli import models
 
             model_id = models.encoder_model_id()
         path = Path(path)
-        existed = path.exists() and path.stat().st_size > 0
-        _touch_private(path)
-        wl = cls._connect(path)
-        if existed:
-            wl.check_intact()
+        if not os.path.lexists(path):
+            return cls._new(path, model_id)
+        wl = cls._connect(path, model_id, empty_ok=True)
+        if wl._empty:
+            wl.close()
+            return cls._new(path, model_id)
+        wl.check_intact()
+        if path.stat().st_size <= CHECK_ON_OPEN_BYTES:
+            wl.check_vectors()
         with wl.conn:
-            wl.conn.executescript(SCHEMA)
-            wl.conn.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?), ('model_id', ?),"
-                " ('created_at', ?), ('generation', '0')",
-                (str(SCHEMA_VERSION), model_id, _now()),
-            )
-        wl._check(model_id)
+            wl.conn.executescript(SCHEMA)  # tables added since (IF NOT EXISTS)
+        return wl
+
+    @classmethod
+    def _new(cls, path: Path, model_id: str) -> Watchlist:
+        """A new store: file, tables and meta in one transaction, or nothing at all."""
+        created = not os.path.lexists(path)
+        try:
+            _touch_private(path)
+        except OSError as err:
+            raise WatchlistError(
+                f"cannot create a watchlist at {files.printable(str(path))}: {err.strerror or err}"
+            ) from None
+        try:
+            conn = cls._sqlite(path)
+            meta = ", ".join(
+                f"('{k}', '{v.replace(chr(39), chr(39) * 2)}')"
+                for k, v in (
+                    ("schema_version", str(SCHEMA_VERSION)), ("model_id", model_id),
+                    ("created_at", _now()), ("generation", "0"),
+                )
+            )  # fmt: skip
+            conn.executescript(f"BEGIN; {SCHEMA}\nINSERT INTO meta VALUES {meta}; COMMIT;")
+            wl = cls(path, conn)
+            wl._pragmas()
+        except BaseException:
+            if created:  # a store cut short (a full disk, Ctrl-C) is not left behind
+                for leftover in (path, *_sidecars(path)):
+                    with contextlib.suppress(OSError):
+                        leftover.unlink()
+            raise
         return wl
 
     @classmethod
     def open(cls, path: str | Path, model_id: str | None = None, check: bool = True) -> Watchlist:
         """Open to read (and to change: every change checks the file first). `check=False`
-        skips the check at opening, for `verify`, which reports damage itself."""
+        skips the checks at opening, for `verify`, which reports damage itself."""
         path = Path(path)
-        if not path.exists():
+        if not os.path.lexists(path):
             raise WatchlistError(
                 f"no watchlist at {path}; create one with `frs enroll -w {path} PHOTOS...`"
             )
-        wl = cls._connect(path)
-        wl._check(model_id)
+        wl = cls._connect(path, model_id)
         if check and path.stat().st_size <= CHECK_ON_OPEN_BYTES:
             wl.check_intact()
+            wl.check_vectors()
         return wl
 
-    @classmethod
-    def _connect(cls, path: Path) -> Watchlist:
+    @staticmethod
+    def _sqlite(path: Path) -> _Connection:
+        why = files.regular(path)
+        if why is not None:
+            raise WatchlistError(f"{files.printable(str(path))} {why}; it is not a watchlist")
         try:
             conn = sqlite3.connect(path, timeout=30, factory=_Connection)
-            conn.path = path
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA synchronous=FULL")
-        except (sqlite3.DatabaseError, WatchlistError) as err:
-            raise WatchlistError(f"{path} is not a watchlist ({_detail(err)})") from None
-        return cls(path, conn)
+        except sqlite3.Error as err:
+            raise WatchlistError(f"cannot open {path} ({err}){_read_only(path)}") from None
+        conn.path = path
+        return conn
+
+    @classmethod
+    def _connect(cls, path: Path, model_id: str | None, empty_ok: bool = False) -> Watchlist:
+        """Open an existing store: check it is a watchlist (by reading only), then set the
+        connection up (WAL, which writes to the file) only if it is one."""
+        wl = cls(path, cls._sqlite(path))
+        try:
+            wl._empty = empty_ok and path.stat().st_size == 0
+            if not wl._empty:
+                wl._check(model_id)
+                wl._pragmas()
+        except BaseException:
+            wl.close()
+            raise
+        return wl
+
+    def _pragmas(self) -> None:
+        try:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self.conn.execute("PRAGMA synchronous=FULL")
+        except WatchlistError as err:
+            raise WatchlistError(f"{err}{_read_only(self.path)}") from None
 
     def check_intact(self) -> None:
         """Raise if SQLite finds the file damaged (quick_check: every page read once)."""
@@ -288,8 +341,19 @@ class Watchlist:
         try:
             meta = dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
         except WatchlistError as err:
-            raise WatchlistError(f"{self.path} is not a watchlist ({_detail(err)})") from None
-        version = int(meta.get("schema_version", "0"))
+            if _read_only(self.path):  # SQLite cannot read a WAL store it cannot write beside
+                raise WatchlistError(
+                    f"cannot open {self.path} ({_detail(err)}){_read_only(self.path)}"
+                ) from None
+            raise WatchlistError(
+                f"{self.path} is not a watchlist ({_detail(err)}); nothing was written to it"
+            ) from None
+        if "schema_version" not in meta or "model_id" not in meta:
+            raise WatchlistError(
+                f"{self.path} is not a watchlist (no frs schema in it: another program's "
+                "database, or a watchlist whose creation was cut short); nothing was written to it"
+            )
+        version = int(meta["schema_version"])
         if version != SCHEMA_VERSION:
             raise WatchlistError(
                 f"{self.path} has schema version {version}; this frs reads {SCHEMA_VERSION}"
@@ -298,6 +362,24 @@ class Watchlist:
             raise WatchlistError(
                 f"{self.path} was made with encoder {meta.get('model_id')}, not {model_id};"
                 " encodings of different models cannot be compared. Enrol into a new watchlist."
+            )
+
+    def check_vectors(self) -> None:
+        """Raise unless every face's vector is 128 finite numbers: a scan would silently
+        miss a person whose vector is not, and nothing should be added beside it."""
+        bad: list[str] = []
+        for name, blob in self.conn.execute(
+            "SELECT i.name, f.vector FROM faces f JOIN identities i ON i.id = f.identity_id"
+        ):
+            vec = np.frombuffer(blob, np.float32) if len(blob) == DIM * 4 else None
+            if vec is None or not np.isfinite(vec).all():
+                bad.append(name)
+        if bad:
+            names = ", ".join(files.printable(n) for n in sorted(set(bad))[:5])
+            raise WatchlistError(
+                f"{self.path}: {len(bad)} face(s) ({names}) have no valid encoding (not "
+                f"{DIM} finite numbers); a scan would miss them. `frs watchlist verify -w "
+                f"{self.path}` lists the problems; remove those identities and enrol them again"
             )
 
     def close(self) -> None:
@@ -449,6 +531,8 @@ class Watchlist:
         enrolled under both is kept once). Returns True when it merged."""
         if not new.strip():
             raise WatchlistError("the new name is empty")
+        if new == old:
+            raise UsageError(f"{old!r} is already called that: nothing to rename")
         with self._writing() as generation:
             src = self.conn.execute("SELECT id FROM identities WHERE name = ?", (old,)).fetchone()
             if src is None:
@@ -589,7 +673,10 @@ class Watchlist:
                     f"{self.path}: some stored vectors are not {DIM} float32 values;"
                     " `frs watchlist verify` says which"
                 )
-            self._vectors = np.frombuffer(blob, np.float32).reshape(n, DIM)
+            vectors = np.frombuffer(blob, np.float32).reshape(n, DIM)
+            if not np.isfinite(vectors).all():
+                self.check_vectors()  # names them
+            self._vectors = vectors
 
     @property
     def vectors(self) -> np.ndarray:
@@ -694,7 +781,7 @@ class Watchlist:
             "calibration": result.to_dict(),
         }
         with contextlib.suppress(OSError):  # a read-only folder: computed per use instead
-            _write_private(self.calibration_path, json.dumps(payload) + "\n")
+            files.write_atomic(self.calibration_path, json.dumps(payload) + "\n")
         return result
 
     def rule(self, target_fpir: float) -> Rule:
@@ -870,9 +957,8 @@ class Watchlist:
 
     def _save_index(self, index: Any, labels: int, deleted: int) -> None:
         old = self.index_path
-        tmp = self.path.with_name(f"{self.path.name}.hnsw.{os.getpid()}.tmp")
+        tmp = files.reserve(self.path.with_name(f"{self.path.name}.hnsw"))
         index.save_index(str(tmp))
-        os.chmod(tmp, 0o600)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         digest = sha256_file(tmp)
@@ -891,7 +977,7 @@ class Watchlist:
             "ef_construction": HNSW_EF_CONSTRUCTION,
             "built_at": _now(),
         }
-        _write_private(self.index_meta_path, json.dumps(meta, indent=2) + "\n")
+        files.write_atomic(self.index_meta_path, json.dumps(meta, indent=2) + "\n")
         for stale in self.path.parent.glob(f"{glob.escape(self.path.name)}.hnsw*"):
             if stale not in (final, self.index_meta_path) and (
                 stale == old
@@ -955,10 +1041,41 @@ class Watchlist:
         return problems
 
 
+def _sidecars(path: Path) -> list[Path]:
+    """The files SQLite and frs keep beside a store at `path`."""
+    names = ("-wal", "-shm", "-journal", ".lock", ".audit.jsonl", ".calibration.json", ".hnsw.json")
+    return [path.with_name(path.name + n) for n in names]
+
+
+def watchlist_files(path: Path) -> list[tuple[str, Path]]:
+    """(what, path) for every file of the watchlist at `path`: what frs reads and keeps,
+    never to be written over by an output (files.check_outputs)."""
+    found = [("the watchlist", path)]
+    found += [(f"a file of the watchlist {path}", p) for p in _sidecars(path)]
+    found += [
+        (f"the index of the watchlist {path}", Path(p))
+        for p in glob.glob(f"{glob.escape(str(path))}.hnsw*")
+    ]
+    return found
+
+
+def _read_only(path: Path) -> str:
+    """Why a store could not be opened for writing, when the medium or file is read-only."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if os.access(path, os.W_OK) and os.access(folder, os.W_OK):
+        return ""
+    return (
+        f"; {path} or its folder is read-only: frs keeps a watchlist in WAL mode and its "
+        "audit trail beside it, so copy it to a writable folder"
+    )
+
+
 def _detail(err: BaseException) -> str:
-    """The SQLite message inside an error (ours wrap it in parentheses)."""
+    """The SQLite message inside an error (ours wrap it in parentheses or follow the path)."""
     text = str(err)
-    return text[text.find("(") + 1 : text.find(")")] if "(" in text else text
+    if "(" in text:
+        return text[text.find("(") + 1 : text.find(")")]
+    return text.split(": ", 1)[-1]
 
 
 @contextlib.contextmanager
@@ -968,7 +1085,7 @@ def writer_lock(path: Path, timeout_s: float = 60.0) -> Iterator[None]:
     import time
 
     lock = path.with_name(path.name + ".lock")
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         deadline = time.monotonic() + timeout_s
         while True:
@@ -984,17 +1101,6 @@ def writer_lock(path: Path, timeout_s: float = 60.0) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write `text` to `path` atomically, owner-only."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def dumps_box(left: int, top: int, width: int, height: int) -> str:
