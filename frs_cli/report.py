@@ -23,7 +23,7 @@ from typing import Any
 
 from PIL import Image
 
-from frs_cli.errors import UsageError
+from frs_cli import files
 
 THUMB = 160
 
@@ -77,7 +77,14 @@ def build(rows: list[dict[str, Any]], enrolment: dict[str, list[str]], title: st
         for name, paths in enrolment.items()
         if any(i["identity"] == name for i in items)
     }
-    payload = json.dumps({"items": items, "photos": photos}).replace("</", "<\\/")
+    # Inside <script>, "<!--" or "</script" in a name would end or hide the data block:
+    # JSON's \u escapes keep every <, > and & out of the page's markup.
+    payload = (
+        json.dumps({"items": items, "photos": photos})
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+    )
     return PAGE.replace("{{TITLE}}", html.escape(title)).replace("{{DATA}}", payload)
 
 
@@ -86,10 +93,8 @@ def _shell_quote(text: str) -> str:
 
 
 def write(path: Path, page: str) -> None:
-    try:
-        path.write_text(page, encoding="utf-8")
-    except OSError as err:
-        raise UsageError(f"cannot write {path}: {err.strerror}") from None
+    """The page holds faces: written owner-only, through a new file renamed over `path`."""
+    files.write_output(path, page)
 
 
 PAGE = """<!doctype html>
@@ -124,34 +129,44 @@ tolerance, 0.6 by default). Margin: how much farther the next-closest identity w
 <pre id="export" class="hidden"></pre>
 <script type="application/json" id="data">{{DATA}}</script>
 <script>
+// Everything from the results is put on the page as text nodes and attribute values,
+// never parsed as HTML: a file or identity name cannot add markup or run script.
 const DATA = JSON.parse(document.getElementById('data').textContent);
 const items = DATA.items, photos = DATA.photos;
 const verdicts = {};
-const esc = s => String(s ?? '').replace(/[&<>"']/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c]));
-const fmt = v => v == null ? '' : Number(v).toFixed(4);
+const fmt = v => v == null || v === '' || isNaN(Number(v)) ? '' : Number(v).toFixed(4);
+function el(tag, attrs, ...children) {
+  const svg = ['svg', 'rect', 'text', 'title'].includes(tag);
+  const e = svg ? document.createElementNS('http://www.w3.org/2000/svg', tag) : document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+  for (const c of children) if (c != null) e.append(c instanceof Node ? c : String(c));
+  return e;
+}
+function img(cls, alt, uri) {
+  // Only the data: URIs frs itself embeds are shown.
+  return typeof uri === 'string' && uri.startsWith('data:image/jpeg;base64,') ? el('img', {class: cls, alt: alt, src: uri}) : null;
+}
 function build() {
   const sel = document.getElementById('f-identity');
-  [...new Set(items.map(i => i.identity))].sort().forEach(n => {
-    const o = document.createElement('option'); o.value = n; o.textContent = n; sel.appendChild(o); });
+  [...new Set(items.map(i => String(i.identity)))].sort().forEach(n => sel.append(el('option', {value: n}, n)));
   const groups = document.getElementById('groups');
   const byId = {};
   items.forEach(i => (byId[i.identity] = byId[i.identity] || []).push(i));
   for (const name of Object.keys(byId).sort()) {
-    const sec = document.createElement('section'); sec.className = 'group'; sec.dataset.identity = name;
-    const enrol = (photos[name] || []).map(u => `<img class="enrol" alt="enrolment photo of ${esc(name)}" src="${u}">`).join('');
-    let rowsHtml = '';
-    for (const i of byId[name].sort((a, b) => a.source.localeCompare(b.source) || a.start - b.start)) {
-      const radios = ['confirmed', 'rejected', 'unsure'].map(v =>
-        `<label><input type="radio" name="v${i.row}" value="${v}" data-row="${i.row}"> ${v}</label>`).join(' ');
-      rowsHtml += `<tr class="item" id="row-${i.row}" data-row="${i.row}" data-identity="${esc(i.identity)}" data-distance="${i.distance}">
-<td>${i.crop ? `<img class="crop" alt="face found" src="${i.crop}">` : '(no crop: scan with --crops)'}${i.frame ? `<img class="frame" alt="frame" src="${i.frame}">` : ''}</td>
-<td>${enrol || '(enrolment photo not found)'}</td>
-<td><b>${esc(i.identity)}</b><br>distance ${fmt(i.distance)}<br>margin ${fmt(i.margin)}</td>
-<td>${esc(i.start_tc)} &ndash; ${esc(i.end_tc)}<br>${esc(i.source)}<br><code>${esc(i.ffplay)}</code></td>
-<td>${radios}</td></tr>`;
+    const table = el('table', {}, el('tr', {}, ...['found', 'enrolled', 'match', 'when, where', 'verdict'].map(h => el('th', {}, h))));
+    const enrolled = (photos[name] || []).map(u => img('enrol', `enrolment photo of ${name}`, u)).filter(Boolean);
+    for (const i of byId[name].sort((a, b) => String(a.source).localeCompare(String(b.source)) || a.start - b.start)) {
+      const radios = ['confirmed', 'rejected', 'unsure'].map(v => el('label', {},
+        el('input', {type: 'radio', name: `v${i.row}`, value: v, 'data-row': i.row}), ` ${v} `));
+      const crop = img('crop', 'face found', i.crop);
+      table.append(el('tr', {class: 'item', id: `row-${i.row}`, 'data-row': i.row, 'data-identity': i.identity, 'data-distance': i.distance},
+        el('td', {}, crop || '(no crop: scan with --crops)', img('frame', 'frame', i.frame)),
+        el('td', {}, ...(enrolled.length ? enrolled.map(e => e.cloneNode()) : ['(enrolment photo not found)'])),
+        el('td', {}, el('b', {}, i.identity), el('br'), `distance ${fmt(i.distance)}`, el('br'), `margin ${fmt(i.margin)}`),
+        el('td', {}, `${i.start_tc} \\u2013 ${i.end_tc}`, el('br'), i.source, el('br'), el('code', {}, i.ffplay)),
+        el('td', {}, ...radios)));
     }
-    sec.innerHTML = `<h2>${esc(name)}</h2><table><tr><th>found</th><th>enrolled</th><th>match</th><th>when, where</th><th>verdict</th></tr>${rowsHtml}</table>`;
-    groups.appendChild(sec);
+    groups.append(el('section', {class: 'group', 'data-identity': name}, el('h2', {}, name), table));
   }
   document.querySelectorAll('input[type=radio]').forEach(r => r.addEventListener('change', e => {
     verdicts[e.target.dataset.row] = e.target.value; }));
@@ -162,18 +177,18 @@ function timelines() {
   const bySource = {};
   items.forEach(i => (bySource[i.source] = bySource[i.source] || []).push(i));
   for (const [src, list] of Object.entries(bySource)) {
-    const names = [...new Set(list.map(i => i.identity))].sort();
-    const end = Math.max(...list.map(i => i.end)) || 1, W = 700, L = 150, H = 18;
-    let svg = `<svg class="tl" width="${W + L + 10}" height="${names.length * H + 22}" role="img" aria-label="timeline of ${esc(src)}">`;
+    const names = [...new Set(list.map(i => String(i.identity)))].sort();
+    const end = Math.max(...list.map(i => Number(i.end))) || 1, W = 700, L = 150, H = 18;
+    const svg = el('svg', {class: 'tl', width: W + L + 10, height: names.length * H + 22, role: 'img', 'aria-label': `timeline of ${src}`});
     names.forEach((n, k) => {
-      svg += `<text x="0" y="${k * H + 13}">${esc(n)}</text>`;
-      list.filter(i => i.identity === n).forEach(i => {
+      svg.append(el('text', {x: 0, y: k * H + 13}, n));
+      list.filter(i => String(i.identity) === n).forEach(i => {
         const x = L + i.start / end * W, w = Math.max(2, (i.end - i.start) / end * W);
-        svg += `<rect x="${x}" y="${k * H + 3}" width="${w}" height="${H - 6}" fill="#c33"><title>${esc(i.start_tc)}-${esc(i.end_tc)}</title></rect>`;
+        svg.append(el('rect', {x: x, y: k * H + 3, width: w, height: H - 6, fill: '#c33'}, el('title', {}, `${i.start_tc}-${i.end_tc}`)));
       });
     });
-    svg += `<text x="${L}" y="${names.length * H + 16}">0 s</text><text x="${L + W - 40}" y="${names.length * H + 16}">${end.toFixed(1)} s</text></svg>`;
-    box.insertAdjacentHTML('beforeend', `<div><b>${esc(src)}</b></div>${svg}`);
+    svg.append(el('text', {x: L, y: names.length * H + 16}, '0 s'), el('text', {x: L + W - 40, y: names.length * H + 16}, `${end.toFixed(1)} s`));
+    box.append(el('div', {}, el('b', {}, src)), svg);
   }
 }
 function applyFilters() {
@@ -188,9 +203,10 @@ function applyFilters() {
   document.getElementById('shown').textContent = `${shown} of ${items.length} shown`;
 }
 function exportCsv() {
-  const q = v => `"${String(v ?? '').replace(/"/g, '""')}"`;
+  // Quoted, and a cell a spreadsheet would run as a formula gets a leading apostrophe.
+  const q = v => { let t = String(v ?? ''); if (/^[=+\\-@\\t\\r]/.test(t)) t = "'" + t; return `"${t.replace(/"/g, '""')}"`; };
   const lines = ['row,identity,source,track_id,start_tc,end_tc,distance,verdict'];
-  items.forEach(i => lines.push([i.row, q(i.identity), q(i.source), i.track, i.start_tc, i.end_tc, fmt(i.distance), verdicts[i.row] || ''].join(',')));
+  items.forEach(i => lines.push([q(i.row), q(i.identity), q(i.source), q(i.track), q(i.start_tc), q(i.end_tc), q(fmt(i.distance)), q(verdicts[i.row] || '')].join(',')));
   return lines.join('\\n') + '\\n';
 }
 document.getElementById('export-btn').addEventListener('click', () => {
@@ -205,7 +221,7 @@ if (hash.get('identity')) document.getElementById('f-identity').value = hash.get
 if (hash.get('maxdist')) document.getElementById('f-maxdist').value = hash.get('maxdist');
 (hash.get('verdict') || '').split(',').filter(Boolean).forEach(p => {
   const [row, v] = p.split(':');
-  const r = document.querySelector(`input[name=v${row}][value=${v}]`);
+  const r = [...document.querySelectorAll('input[type=radio]')].find(x => x.name === `v${row}` && x.value === v);
   if (r) { r.checked = true; r.dispatchEvent(new Event('change')); } });
 applyFilters();
 if (hash.get('export')) { const e = document.getElementById('export'); e.textContent = exportCsv(); e.classList.remove('hidden'); }

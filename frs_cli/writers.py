@@ -179,12 +179,50 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
         elif stripped.startswith("{"):
             rows = [json.loads(line) for line in text.splitlines() if line.strip()]
         else:
-            rows = [_typed(r) for r in csv.DictReader(io.StringIO(text))]
+            raw = list(csv.DictReader(io.StringIO(text)))
+            for k, r in enumerate(raw):
+                if None in r or None in r.values():
+                    raise UsageError(
+                        f"{path}: row {k + 1} has fewer or more cells than the header: cut "
+                        "short or not written by frs scan; nothing was read"
+                    )
+            rows = [_typed(r) for r in raw]
     except ValueError as err:
         raise UsageError(f"{path}: not the CSV or JSON that frs scan writes ({err})") from None
+    if not isinstance(rows, list) or (rows and not isinstance(rows[0], dict)):
+        raise UsageError(f"{path}: not the rows that frs scan writes")
     if rows and not {"identity", "start_s"} <= set(rows[0]):
         raise UsageError(f"{path}: rows lack identity/start_s: not frs scan appearances")
+    for k, row in enumerate(rows):
+        problem = _row_problem(row)
+        if problem is not None:
+            raise UsageError(
+                f"{path}: row {k + 1} {problem}: cut short or not written by frs scan; "
+                "nothing was read"
+            )
     return [r for r in rows if r.get("identity")]
+
+
+def _row_problem(row: Any) -> str | None:
+    """Why a row read back is not one frs scan writes (None: it is)."""
+    if not isinstance(row, dict):
+        return "is not an object"
+    if row.get("source") is None or row.get("start_s") is None:
+        return "has no source or start_s"
+    for key, value in row.items():
+        if value is None:
+            continue
+        if key in _INTS and (not isinstance(value, int) or isinstance(value, bool)):
+            return f"has {key} {value!r}, not a whole number"
+        if key in _FLOATS and (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+        ):
+            return f"has {key} {value!r}, not a number"
+        if key not in _INTS + _FLOATS and not isinstance(value, str):
+            return f"has {key} {value!r}, not text"
+    return None
 
 
 _INTS = ("detections", "track_id", "left", "top", "width", "height", "frame")
@@ -197,12 +235,20 @@ def _typed(row: dict[str, str]) -> dict[str, Any]:
     for key, value in row.items():
         if value == "":
             out[key] = None
-        elif key in _INTS:
+        elif key in _INTS and value.lstrip("-").isdigit():
             out[key] = int(value)
-        elif key in _FLOATS:
+        elif key in _FLOATS and _is_float(value):
             out[key] = float(value)
         elif value.startswith("'") and value[1:2].startswith(_FORMULA_START):
             out[key] = value[1:]
         else:
             out[key] = value
     return out
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
