@@ -74,29 +74,38 @@ class Scan:
         from frs_cli.watchlist import Watchlist
 
         cfg = self.config
-        scanning.check_rule_options(self.fpir, self.tolerance)
+        scanning.check_rule_options(self.fpir, self.tolerance, cfg.analysis)
         executor = make_executor(cfg.workers, cfg.analysis.model, self.scheduler)
         events = _Events(self.on_progress)
+        stats: scanning.ScanStats | None = None
+        finished = False
         try:
             model_id = models.encoder_model_id()
             with Watchlist.open(cfg.watchlist, model_id) as wl:
                 if wl.size == 0:
                     raise FrsError(f"the watchlist {cfg.watchlist} is empty; enrol photos first")
                 fingerprint = wl.fingerprint()
+                stats = scanning.new_stats(wl)
                 cfg = dataclasses.replace(
                     cfg, rule=scanning.choose_rule(wl, self.fpir, self.tolerance)
                 )
                 self.config = cfg
-                stats = scanning.new_stats(wl)
                 for outcome in scanning.iter_scan(cfg, wl, executor, stats, events):
                     yield from outcome.appearances
+                finished = True
         finally:
-            executor.shutdown()
-        self.failures = [
-            (i["path"], i.get("reason", "")) for i in stats.inputs if i["status"] != "ok"
-        ]
-        self.summary = scanning.summary(stats, cfg, model_id)
-        scanning.audit_scan(cfg, stats, self.summary, fingerprint, "python", "records")
+            # Also when the caller stops iterating early or Ctrl-C arrives: the audit
+            # trail records what was done, as an interrupted scan.
+            executor.shutdown(cancel=not finished)
+            if stats is not None:
+                stats.interrupted = stats.interrupted or not finished
+                self.failures = [
+                    (i["path"], i.get("reason", "")) for i in stats.inputs if i["status"] != "ok"
+                ]
+                self.summary = scanning.summary(stats, cfg, model_id)
+                scanning.audit_scan(cfg, stats, self.summary, fingerprint, "python", "records")
+        if stats is not None and stats.interrupted:
+            raise KeyboardInterrupt  # iter_scan stopped on Ctrl-C: not a finished scan
 
 
 def scan(

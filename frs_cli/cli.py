@@ -4,16 +4,30 @@ one-line messages and exit codes. The only module that imports click."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
+import math
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import click
 
-from frs_cli import __version__
-from frs_cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_PARTIAL, FrsError, internal_error
+from frs_cli import __version__, files
+from frs_cli.errors import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_PIPE_CLOSED,
+    FrsError,
+    OutputError,
+    UsageError,
+    internal_error,
+)
+from frs_cli.files import printable
 from frs_cli.records import AnalysisConfig
 
 FORMATS = ("csv", "jsonl", "json")
@@ -27,23 +41,52 @@ def _default_workers() -> int:
 class FrsGroup(click.Group):
     """Turns FrsError into `Error: message` and its exit code, and any other exception
     into one `Error: internal error (...)` line and exit 1: never a traceback unless
-    FRS_DEBUG=1 asks for it."""
+    FRS_DEBUG=1 asks for it. Ctrl-C is exit 130; a closed stdout (`frs ... | head -1`)
+    ends frs quietly with 141, as a shell reports a writer stopped by SIGPIPE."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+        except (click.exceptions.ClickException, click.exceptions.Exit):
             raise
+        except (KeyboardInterrupt, click.Abort):
+            click.echo("frs: interrupted", err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
         except Exception as err:
+            if _stdout_closed(err):
+                _quiet_stdout()
+                raise click.exceptions.Exit(EXIT_PIPE_CLOSED) from None
             if os.environ.get("FRS_DEBUG"):
                 raise
             if isinstance(err, FrsError):
-                message, code = str(err), err.exit_code
+                message, code = printable(str(err)), err.exit_code
             else:
                 message, code = internal_error(err), EXIT_FAILURE
             # ClickException prints "Error: message" to stderr and exits with exit_code.
             kind = type("FrsClickException", (click.ClickException,), {"exit_code": code})
             raise kind(message) from None
+
+
+def _stdout_closed(err: BaseException) -> bool:
+    return isinstance(err, BrokenPipeError) or (isinstance(err, OutputError) and err.closed)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit raises nothing more."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+class Finite(click.FloatRange):
+    """A FloatRange that also refuses nan and inf (which compare false with both bounds)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 @click.group(cls=FrsGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -71,7 +114,7 @@ def workers_option(fn: Callable[..., Any]) -> Callable[..., Any]:
         "--workers",
         type=click.IntRange(min=1),
         default=None,
-        help="Worker processes. Default: all cores.",
+        help="Worker processes. Default: all cores (never more than the cores for a local pool).",
     )(fn)
 
 
@@ -118,13 +161,15 @@ def enroll(
     path = _watchlist_path(watchlist)
     say = _say(quiet)
     with Watchlist.create(path) as wl:
-        stats = enrol_mod.enrol_into(wl, paths, name, workers or _default_workers(), scheduler, say)
+        stats = enrol_mod.enrol_into(
+            wl, paths, name, workers or _default_workers(), scheduler, say, warn=_say(False)
+        )
         total = wl.face_count()
         people = len(wl.identities())
         unlike = wl.unlike_photos({p["identity"] for p in stats.photos})
     for u in unlike:
         say(
-            f"unlike: {u.photo} ({u.identity}): median distance {u.distance:.2f} to its "
+            f"unlike: {printable(u.photo)} ({printable(u.identity)}): median distance {u.distance:.2f} to its "
             f"{u.others} other photo(s); a different person?"
         )
     if unlike:
@@ -139,7 +184,7 @@ def enroll(
         f"{stats.enrolled} enrolled, {stats.duplicates} already enrolled, "
         f"{stats.no_face} without a face, {stats.unreadable} unreadable"
         f"{f' ({stats.several} had several faces)' if stats.several else ''}; "
-        f"{path} holds {total} faces of {people} identities",
+        f"{printable(str(path))} holds {total} faces of {people} identities",
         err=True,
     )
     if stats.failed:
@@ -158,7 +203,7 @@ def enroll(
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="csv", show_default=True)
 @click.option(
     "--fpir",
-    type=click.FloatRange(0.0001, 0.5),
+    type=Finite(0.0001, 0.5),
     default=None,
     help="The rule in force unless --tolerance is given: alert when the nearest identity "
     "is within a distance AND clearly nearer than the next one (a margin), both chosen for "
@@ -167,28 +212,28 @@ def enroll(
 )
 @click.option(
     "--tolerance",
-    type=click.FloatRange(0, 2),
+    type=Finite(0, 2),
     default=None,
     help="Instead of --fpir: a fixed rule, face_recognition's (match if the nearest "
     "identity is within this distance; 0.6 there), whatever the watchlist's size.",
 )
 @click.option(
     "--sample-fps",
-    type=click.FloatRange(0.1, 240),
+    type=Finite(0.1, 240),
     default=AnalysisConfig.sample_fps,
     show_default=True,
     help="Frames analysed per second of footage (followed faces are looked for in each).",
 )
 @click.option(
     "--detect-fps",
-    type=click.FloatRange(0.05, 240),
+    type=Finite(0.05, 240),
     default=AnalysisConfig.detect_fps,
     show_default=True,
     help="Whole-frame searches for new faces of every size (down to --min-face) per second.",
 )
 @click.option(
     "--quick-fps",
-    type=click.FloatRange(0.05, 240),
+    type=Finite(0.05, 240),
     default=AnalysisConfig.quick_fps,
     show_default=True,
     help="Whole-frame searches per second, in between, for faces of twice --min-face or "
@@ -266,8 +311,6 @@ def scan(
     identity) as each file completes. Exit code 0: all inputs scanned; 3: some
     failed (one line each on stderr), the rest were scanned; 1: nothing could be done.
     """
-    import dataclasses
-
     from frs_cli import scanning
     from frs_cli.scanning import ScanConfig
 
@@ -284,15 +327,17 @@ def scan(
             views=crops_dir is not None,
             redact=redact,
         ),
-        workers=workers or _default_workers(),
+        workers=_workers(workers, scheduler, verbose),
         detections=detections,
         unmatched=unmatched,
     )
     if resume:
         _check_resume(out, fmt)
+    _check_scan_paths(cfg, out, summary_path, crops_dir)
     # The workers start first and load their models while this process opens the
     # watchlist and probes the inputs.
     executor = _executor(scheduler, cfg.workers, model)
+    stats = None
     try:
         from frs_cli import models
         from frs_cli.progress import ScanProgress
@@ -305,26 +350,72 @@ def scan(
                     f"the watchlist {cfg.watchlist} is empty; enrol photos with `frs enroll`"
                 )
             wl_fingerprint = wl.fingerprint()
-            cfg = dataclasses.replace(cfg, rule=scanning.choose_rule(wl, fpir, tolerance))
-            journal = _journal(out, fmt, resume, cfg, wl_fingerprint)
-            with (
-                _output(out, journal.offset if journal else 0) as stream,
-                ScanProgress(quiet, verbose) as events,
-            ):
-                stats = _scan_to(stream, fmt, cfg, wl, executor, events, journal, crops_dir)
+            stats = scanning.new_stats(wl)
+            try:
+                cfg = dataclasses.replace(cfg, rule=scanning.choose_rule(wl, fpir, tolerance))
+                journal = _journal(out, fmt, resume, cfg, wl_fingerprint)
+                output = _output(out, journal.offset if journal else 0)
+            except KeyboardInterrupt:
+                stats.interrupted = True  # before any file: audited as such below
+            else:
+                with ScanProgress(quiet, verbose) as events:
+                    _scan_to(output, fmt, cfg, wl, executor, events, journal, crops_dir, stats)
     finally:
-        executor.shutdown()
+        executor.shutdown(cancel=stats is not None and stats.interrupted)
     summary = scanning.summary(stats, cfg, wl_model)
     scanning.audit_scan(cfg, stats, summary, wl_fingerprint, str(out) if out else "stdout", fmt)
     if summary_path is not None:
-        _write_json(summary_path, summary)
-    if not quiet or stats.files_failed:
+        files.write_output(summary_path, json.dumps(summary, indent=2) + "\n")
+    if stats.output_error is not None and stats.output_closed:
+        _quiet_stdout()
+        sys.exit(EXIT_PIPE_CLOSED)
+    if not quiet or stats.files_failed or stats.output_error:
         _print_summary(stats, cfg)
     if stats.interrupted:
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
+    if stats.output_error is not None:
+        raise FrsError(stats.output_error)
     if stats.files_ok + stats.files_partial + stats.files_resumed == 0:
         sys.exit(EXIT_FAILURE)
     sys.exit(EXIT_PARTIAL if stats.files_failed else EXIT_OK)
+
+
+def _workers(asked: int | None, scheduler: str | None, verbose: bool) -> int:
+    """Worker processes: all cores by default, never more than the cores there are for a
+    pool here (each more is ~55 MB and no faster); a Dask cluster's are its own."""
+    cores = _default_workers()
+    if asked is None:
+        return cores
+    if scheduler is None and asked > cores:
+        if verbose:
+            click.echo(f"note: --workers {asked}: {cores} used, one per core", err=True)
+        return cores
+    return asked
+
+
+def _check_scan_paths(
+    cfg: Any, out: Path | None, summary_path: Path | None, crops_dir: Path | None
+) -> None:
+    """Before any work: no output is a file the scan reads (the watchlist and its files,
+    the footage) or another output, and each output's folder exists."""
+    from frs_cli import inputs
+    from frs_cli.resume import journal_path
+    from frs_cli.watchlist import watchlist_files
+
+    read = watchlist_files(cfg.watchlist)
+    read += [
+        ("footage", Path(c.path))
+        for c in inputs.discover(cfg.inputs)
+        if isinstance(c, inputs.Candidate)
+    ]
+    outputs = {"--out": out, "--summary": summary_path}
+    if out is not None:
+        outputs["the journal of --out"] = journal_path(out)
+    files.check_outputs(outputs, read)
+    if crops_dir is not None and any(
+        files.same_file(crops_dir, path) for _, path in read if path.is_dir()
+    ):
+        raise UsageError(f"--crops {printable(str(crops_dir))} is a folder the scan reads")
 
 
 def _executor(scheduler: str | None, workers: int, model: str) -> Any:
@@ -334,8 +425,6 @@ def _executor(scheduler: str | None, workers: int, model: str) -> Any:
 
 
 def _check_resume(out: Path | None, fmt: str) -> None:
-    from frs_cli.errors import UsageError
-
     if out is None:
         raise UsageError("--resume needs --out FILE: the output of the scan to continue")
     if not _regular(out):
@@ -346,8 +435,6 @@ def _check_resume(out: Path | None, fmt: str) -> None:
 
 def _journal(out: Path | None, fmt: str, resume: bool, cfg: Any, wl_fingerprint: Any) -> Any:
     """The resume journal for --out files (csv, jsonl); None for stdout and json."""
-    import dataclasses
-
     from frs_cli.resume import Journal, settings_key
 
     if out is None or fmt == "json" or not _regular(out):
@@ -375,8 +462,18 @@ def _regular(path: Path) -> bool:
         return False
 
 
+def _output(out: Path | None, keep: int = 0) -> files.Output:
+    """stdout, or OUT (files.Output.open: replaced, or with `keep` > 0 cut back to it)."""
+    if out is None:
+        return files.Output.stdout(sys.stdout)
+    try:
+        return files.Output.open(out, keep)
+    except OSError as err:
+        raise FrsError(f"cannot write {printable(str(out))}: {err.strerror or err}") from None
+
+
 def _scan_to(
-    stream: IO[str],
+    output: files.Output,
     fmt: str,
     cfg: Any,
     wl: Any,
@@ -384,7 +481,12 @@ def _scan_to(
     events: Any,
     journal: Any,
     crops_dir: Path | None,
-) -> Any:
+    stats: Any,
+) -> None:
+    """Run the scan, committing each file's rows to `output` whole. A full disk or a
+    closed pipe stops the scan (`stats.output_error`); the rows before stay whole."""
+    import io
+
     from frs_cli import views, writers
     from frs_cli.scanning import FileOutcome, run_scan
 
@@ -399,11 +501,26 @@ def _scan_to(
             raise FrsError(f"cannot create {crops_dir}: {err.strerror}") from None
     else:
         columns = writers.APPEARANCE_COLUMNS
+    pending = io.StringIO()  # one file's rows, until they are committed together
     if fmt == "csv":
-        at_start = stream is sys.stdout or not stream.seekable() or stream.tell() == 0
-        writer: writers.Writer = writers.CsvWriter(stream, columns, header=at_start)
+        writer: writers.Writer = writers.CsvWriter(pending, columns, header=output.offset == 0)
     else:
-        writer = writers.WRITERS[fmt](stream, columns)
+        writer = writers.WRITERS[fmt](pending, columns)
+
+    def commit() -> None:
+        try:
+            output.commit(pending.getvalue())
+        except OSError as err:
+            closed = isinstance(err, BrokenPipeError)
+            where = printable(output.name)
+            raise OutputError(
+                f"cannot write {where}: {err.strerror or err}; the scan stopped, and the rows "
+                "of the files before are complete",
+                closed=closed,
+            ) from None
+        finally:
+            pending.seek(0)
+            pending.truncate()
 
     def emit(outcome: FileOutcome) -> None:
         before = writer.rows
@@ -417,35 +534,19 @@ def _scan_to(
                 rows = [writers.appearance_row(appearance)]
             for row in rows:
                 writer.write(row)
-        writer.flush()
+        commit()
         if journal is not None:
-            journal.record(outcome.path, writer.rows - before, stream)
+            journal.record(outcome.path, writer.rows - before, output)
 
     skip = (lambda path: path in journal.done) if journal is not None else None
     try:
-        return run_scan(cfg, wl, executor, emit, events, skip)
-    finally:
+        run_scan(cfg, wl, executor, emit, events, skip, stats)
         writer.close()
-
-
-@contextlib.contextmanager
-def _output(out: Path | None, keep: int = 0) -> Iterator[IO[str]]:
-    """stdout, or OUT opened for writing; with `keep` > 0 (resuming), OUT's first `keep`
-    bytes are kept and anything after them (rows half-written when it stopped) dropped."""
-    if out is None:
-        yield sys.stdout
-        return
-    with contextlib.ExitStack() as stack:
-        try:
-            if keep:
-                f = stack.enter_context(open(out, "r+", encoding="utf-8", newline=""))
-                f.truncate(keep)
-                f.seek(keep)
-            else:
-                f = stack.enter_context(open(out, "w", encoding="utf-8", newline=""))
-        except OSError as err:
-            raise FrsError(f"cannot write {out}: {err.strerror}") from None
-        yield f
+        commit()
+    except OutputError as err:
+        stats.output_error, stats.output_closed = str(err), err.closed
+    finally:
+        output.close()
 
 
 def _print_summary(stats: Any, cfg: Any) -> None:
@@ -487,7 +588,7 @@ def _print_summary(stats: Any, cfg: Any) -> None:
 )
 @click.option(
     "--gallery-share",
-    type=click.FloatRange(0.01, 1.0),
+    type=Finite(0.01, 1.0),
     default=0.5,
     show_default=True,
     help="Share of identities put in the gallery; the rest are non-mated searches.",
@@ -495,7 +596,7 @@ def _print_summary(stats: Any, cfg: Any) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the gallery split.")
 @click.option(
     "--tolerance",
-    type=click.FloatRange(0, 2),
+    type=Finite(0, 2),
     default=0.6,
     show_default=True,
     help="The operating threshold to report (frs scan's --tolerance).",
@@ -550,6 +651,7 @@ def evaluate(
     from frs_cli import api
     from frs_cli import evaluation as ev
 
+    files.check_outputs({"--json": json_path, "--plot": plot_path}, [])
     data = api.evaluate(
         dataset, enrol=enrol, gallery_share=gallery_share, seed=seed, tolerance=tolerance,
         limit=limit, cohort=cohort_dir,
@@ -557,7 +659,7 @@ def evaluate(
     )  # fmt: skip
     _print_evaluation(data)
     if json_path is not None:
-        _write_json(json_path, data)
+        files.write_output(json_path, json.dumps(data, indent=2) + "\n")
     if plot_path is not None:
         ev.plot_det(data, plot_path)
 
@@ -653,7 +755,7 @@ def _open_for_change(path: Path) -> Any:
 @watchlist_option
 @click.option(
     "--fpir",
-    type=click.FloatRange(0.0001, 0.5),
+    type=Finite(0.0001, 0.5),
     default=0.01,
     show_default=True,
     help="Show the alert rule frs scan would use for this false-alert rate.",
@@ -725,7 +827,7 @@ def watchlist_remove(watchlist: Path | None, name: str) -> None:
         audit.append(
             path, audit.record("remove", watchlist=wl.fingerprint(), identity=name, faces=n)
         )
-    click.echo(f"removed {name} ({n} faces) from {path}", err=True)
+    click.echo(f"removed {printable(name)} ({n} faces) from {printable(str(path))}", err=True)
 
 
 @watchlist.command("rename")
@@ -740,7 +842,9 @@ def watchlist_rename(watchlist: Path | None, old: str, new: str) -> None:
     with _open_for_change(path) as wl:
         merged = wl.rename(old, new)
         audit.append(path, audit.record("rename", watchlist=wl.fingerprint(), old=old, new=new))
-    click.echo(f"{'merged' if merged else 'renamed'} {old} into {new}", err=True)
+    click.echo(
+        f"{'merged' if merged else 'renamed'} {printable(old)} into {printable(new)}", err=True
+    )
 
 
 @watchlist.command("verify")
@@ -792,8 +896,9 @@ def cohort_add(
     path = _watchlist_path(watchlist)
     with _open_for_change(path) as wl:
         stats = enrol_mod.enrol_into(
-            wl, paths, None, workers or _default_workers(), say=_say(quiet), cohort=True
-        )
+            wl, paths, None, workers or _default_workers(), say=_say(quiet), cohort=True,
+            warn=_say(False),
+        )  # fmt: skip
         total = wl.cohort_count()
     click.echo(
         f"{stats.enrolled} added to the cohort, {stats.duplicates} already there, "
@@ -846,17 +951,18 @@ def report(results: Path, html_path: Path, watchlist: Path | None, title: str | 
     the watchlist, with times, distances, a timeline, filters, and verdicts to export.
     """
     from frs_cli import report as rep
-    from frs_cli.watchlist import Watchlist
+    from frs_cli.watchlist import Watchlist, watchlist_files
 
+    path = _watchlist_path(watchlist)
+    files.check_outputs({"--html": html_path}, [("the results", results), *watchlist_files(path)])
     rows = rep.read_results(results)
     enrolment: dict[str, list[str]] = {}
-    path = _watchlist_path(watchlist)
     if path.exists():
         with Watchlist.open(path) as wl:
             enrolment = {name: wl.photos(name) for name in {r["identity"] for r in rows}}
     page = rep.build(rows, enrolment, title or f"frs review: {results.name}")
     rep.write(html_path, page)
-    click.echo(f"wrote {html_path}: {len(rows)} appearances to review", err=True)
+    click.echo(f"wrote {printable(str(html_path))}: {len(rows)} appearances to review", err=True)
 
 
 # -- audit ------------------------------------------------------------------
@@ -867,8 +973,6 @@ def report(results: Path, html_path: Path, watchlist: Path | None, title: str | 
 )
 def audit_cmd(watchlist: Path | None, fmt: str) -> None:
     """Show the audit trail of a watchlist: every enrol and scan, who ran it, on what."""
-    import json
-
     from frs_cli import audit
 
     path = _watchlist_path(watchlist)
@@ -959,15 +1063,6 @@ def doctor() -> None:
         click.echo(line)
     if not ok:
         sys.exit(EXIT_FAILURE)
-
-
-def _write_json(path: Path, data: Any) -> None:
-    import json
-
-    try:
-        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    except OSError as err:
-        raise FrsError(f"cannot write {path}: {err.strerror}") from None
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from PIL import Image
 from frs_cli import detect, images, models
 from frs_cli.encode import face_encoding
 from frs_cli.errors import FrsError, InputError, UsageError
+from frs_cli.files import printable
 from frs_cli.records import Box, Detection
 from frs_cli.watchlist import Watchlist, dumps_box
 
@@ -158,20 +159,20 @@ def _encoded(
     jobs: list[PhotoJob],
     mapper: Mapper | None,
     stats: EnrolStats,
-    say: Callable[[str], None],
+    warn: Callable[[str], None],
     with_identity: bool = True,
 ) -> Iterator[PhotoResult]:
-    """The photos that gave an encoding; the others are counted and reported."""
+    """The photos that gave an encoding; the others are counted and reported to `warn`."""
     for result in encode_photos(jobs, mapper):
         job = result.job
         entry = {"path": job.path, "sha256": result.sha256, "status": result.status}
         stats.photos.append({**entry, "identity": job.identity} if with_identity else entry)
         if result.status == "unreadable":
             stats.unreadable += 1
-            say(f"unreadable: {job.path}: {result.reason}")
+            warn(f"unreadable: {printable(job.path)}: {result.reason}")
         elif result.status == "no-face":
             stats.no_face += 1
-            say(f"no face: {job.path}: no face found; use a clearer, frontal photo")
+            warn(f"no face: {printable(job.path)}: no face found; use a clearer, frontal photo")
         else:
             yield result
 
@@ -184,10 +185,13 @@ def enrol_into(
     scheduler: str | None = None,
     say: Callable[[str], None] | None = None,
     cohort: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> EnrolStats:
     """Encode the photos in `paths` (as `frs enroll` lays them out) in `workers`
     processes (or on Dask), add them to `watchlist` (or, with `cohort`, to its cohort),
-    and record it in the audit trail."""
+    and record it in the audit trail: `say` gets a line per photo added, `warn` one per
+    photo that could not be (default: `say`). Interrupted (Ctrl-C), the photos added so
+    far are recorded as such and KeyboardInterrupt is raised again."""
     from frs_cli import audit
     from frs_cli.executors import make_executor, ordered_map
 
@@ -195,16 +199,26 @@ def enrol_into(
     if not jobs:
         raise FrsError("no photos found in the given paths")
     run = run_cohort if cohort else run_enroll
-    executor = make_executor(max(1, min(workers, len(jobs))), "hog", scheduler)
+    say = say or print_nothing
+    stats = EnrolStats()
+    interrupted = False
     try:
-        stats = run(
-            watchlist,
-            jobs,
-            lambda fn, items: ordered_map(executor, fn, items),
-            say or print_nothing,
-        )
-    finally:
+        executor = make_executor(max(1, min(workers, len(jobs))), "hog", scheduler)
+        try:
+            run(
+                watchlist,
+                jobs,
+                lambda fn, items: ordered_map(executor, fn, items),
+                say,
+                warn or say,
+                stats,
+            )
+        except BaseException:
+            executor.shutdown(cancel=True)
+            raise
         executor.shutdown()
+    except KeyboardInterrupt:
+        interrupted = True
     added, again = ("added", "already_there") if cohort else ("enrolled", "already_enrolled")
     counts = {added: stats.enrolled, again: stats.duplicates}
     counts |= {"no_face": stats.no_face, "unreadable": stats.unreadable}
@@ -215,8 +229,11 @@ def enrol_into(
             watchlist=watchlist.fingerprint(),
             inputs=stats.photos,
             counts=counts,
+            interrupted=interrupted,
         ),
     )
+    if interrupted:
+        raise KeyboardInterrupt
     return stats
 
 
@@ -229,19 +246,20 @@ def run_cohort(
     jobs: list[PhotoJob],
     mapper: Mapper | None,
     say: Callable[[str], None],
+    warn: Callable[[str], None],
+    stats: EnrolStats,
 ) -> EnrolStats:
     """Encode every job's photo (largest face) into `watchlist`'s cohort."""
-    stats = EnrolStats()
-    for result in _encoded(jobs, mapper, stats, say, with_identity=False):
+    for result in _encoded(jobs, mapper, stats, warn, with_identity=False):
         job = result.job
         assert result.vector is not None
         if watchlist.add_cohort([(result.vector, result.sha256, os.path.abspath(job.path))]):
             stats.enrolled += 1
-            say(f"added to the cohort: {job.path}")
+            say(f"added to the cohort: {printable(job.path)}")
         else:
             stats.duplicates += 1
             stats.photos[-1]["status"] = "already there"
-            say(f"already in the cohort: {job.path}")
+            say(f"already in the cohort: {printable(job.path)}")
     return stats
 
 
@@ -250,10 +268,11 @@ def run_enroll(
     jobs: list[PhotoJob],
     mapper: Mapper | None,
     say: Callable[[str], None],
+    warn: Callable[[str], None],
+    stats: EnrolStats,
 ) -> EnrolStats:
     """Encode every job's photo and add it to `watchlist`; `say(line)` once per photo."""
-    stats = EnrolStats()
-    for result in _encoded(jobs, mapper, stats, say):
+    for result in _encoded(jobs, mapper, stats, warn):
         job = result.job
         assert result.vector is not None and result.box is not None
         b = result.box
@@ -271,15 +290,15 @@ def run_enroll(
         if not added:
             stats.duplicates += 1
             stats.photos[-1]["status"] = "already enrolled"
-            say(f"already enrolled: {job.path} ({job.identity})")
+            say(f"already enrolled: {printable(job.path)} ({printable(job.identity)})")
             continue
         stats.enrolled += 1
         if result.faces > 1:
             stats.several += 1
             say(
-                f"enrolled: {job.path} as {job.identity} (largest of {result.faces} faces, "
+                f"enrolled: {printable(job.path)} as {printable(job.identity)} (largest of {result.faces} faces, "
                 f"at {b.left},{b.top} {b.width}x{b.height})"
             )
         else:
-            say(f"enrolled: {job.path} as {job.identity}")
+            say(f"enrolled: {printable(job.path)} as {printable(job.identity)}")
     return stats

@@ -41,3 +41,16 @@ def internal_error(err: BaseException) -> str:
     text = str(err).splitlines()[0] if str(err) else ""
     what = f"{type(err).__name__}: {text}" if text else type(err).__name__
     return f"internal error ({what}); FRS_DEBUG=1 shows the traceback"
+
+
+class OutputError(FrsError):
+    """The output could not be written (a full disk), or its reader went away (`closed`:
+    `frs scan ... | head -1`). The scan stops; what was written before stays whole."""
+
+    def __init__(self, message: str, closed: bool = False):
+        super().__init__(message)
+        self.closed = closed
+
+
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
+EXIT_PIPE_CLOSED = 141  # stdout's reader went away, as shells report SIGPIPE

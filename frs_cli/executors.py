@@ -26,6 +26,7 @@ from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 from typing import Any
 
 from frs_cli import models, progress_report
+from frs_cli.errors import FrsError
 from frs_cli.threads import one_blas_thread
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -130,7 +131,14 @@ class ProcessExecutor(Executor):
             initargs=(self.model, os.getpid(), self.reports),
         )
         # The first job starts every worker (with fork, all at once).
-        pool.submit(os.getpid)
+        try:
+            pool.submit(os.getpid)
+        except OSError as err:  # a process limit (ulimit -u, a container's pids.max)
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise FrsError(
+                f"cannot start {self.workers} worker processes ({err.strerror or err}); "
+                "try fewer with --workers"
+            ) from None
         return pool
 
     def _relay(self) -> None:
@@ -164,7 +172,7 @@ class ProcessExecutor(Executor):
     def shutdown(self, cancel: bool = False) -> None:
         if cancel:
             # Stop promptly on Ctrl-C: running jobs are abandoned, not awaited.
-            for proc in list(getattr(self.pool, "_processes", {}).values()):
+            for proc in list((getattr(self.pool, "_processes", None) or {}).values()):
                 proc.terminate()
         self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
         self.sink = None

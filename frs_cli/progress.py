@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from frs_cli import decode
+from frs_cli.files import printable
 from frs_cli.records import Segment, SegmentResult
 from frs_cli.scanning import Events, FileOutcome
 
@@ -73,6 +74,7 @@ class ScanProgress(Events):
             self.progress.stop()
 
     def message(self, text: str) -> None:
+        text = printable(text)  # file names may hold terminal escape sequences
         if self.progress:
             self.progress.console.print(text, markup=False, highlight=False)
         else:
@@ -84,7 +86,8 @@ class ScanProgress(Events):
             return
         self.total_s += float(info.duration_s)
         self.progress.update(self.overall, total=self.total_s)
-        name = info.path if len(info.path) <= 40 else "…" + info.path[-39:]
+        path = printable(info.path)
+        name = path if len(path) <= 40 else "…" + path[-39:]
         self.tasks[info.path] = self.progress.add_task(name, total=float(info.duration_s))
 
     def segment_progress(self, info: decode.VideoInfo, segment: Segment, pts: int) -> None:

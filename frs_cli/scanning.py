@@ -81,6 +81,10 @@ class ScanStats:
     watchlist_faces: int = 0
     watchlist_identities: int = 0
     interrupted: bool = False
+    # The output could not be written (a full disk), or its reader went away: the scan
+    # stopped there. `output_closed`: a closed pipe, the normal end of `frs scan | head`.
+    output_error: str | None = None
+    output_closed: bool = False
     wall_s: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)  # summed over workers
     inputs: list[dict[str, str]] = field(default_factory=list)  # path, status, reason
@@ -344,9 +348,11 @@ def run_scan(
     emit: Callable[[FileOutcome], None],
     events: Events | None = None,
     skip: Callable[[str], bool] | None = None,
+    stats: ScanStats | None = None,
 ) -> ScanStats:
-    """Scan every input, calling `emit` with each file's outcome in input order."""
-    stats = new_stats(watchlist)
+    """Scan every input, calling `emit` with each file's outcome in input order. An
+    exception from `emit` (the output failed) stops the scan and is raised."""
+    stats = stats if stats is not None else new_stats(watchlist)
     outcomes = iter_scan(cfg, watchlist, executor, stats, events, skip)
     try:
         for outcome in outcomes:
@@ -355,6 +361,9 @@ def run_scan(
         # Ctrl-C while `emit` wrote rows (iter_scan catches it while it works itself).
         stats.interrupted = True
         executor.shutdown(cancel=True)
+    except BaseException:
+        executor.shutdown(cancel=True)
+        raise
     finally:
         outcomes.close()
     return stats
@@ -534,6 +543,7 @@ def summary(stats: ScanStats, cfg: ScanConfig, model_id: str) -> dict[str, Any]:
         "quick_fps": cfg.analysis.quick_fps,
         "workers": cfg.workers,
         "interrupted": stats.interrupted,
+        "output_error": stats.output_error,
         # Per input: status, and for videos the probed and the analysed duration (equal
         # unless the reason says why not) and how times were derived where the file has none.
         "inputs": stats.inputs,
@@ -541,9 +551,22 @@ def summary(stats: ScanStats, cfg: ScanConfig, model_id: str) -> dict[str, Any]:
     }
 
 
-def check_rule_options(fpir: float | None, tolerance: float | None) -> None:
+def check_rule_options(
+    fpir: float | None, tolerance: float | None, analysis: AnalysisConfig | None = None
+) -> None:
+    """Refuse options that cannot mean anything: both rules, or a rate, distance or frame
+    rate that is not a finite number in range (NaN compares false with every bound)."""
     if fpir is not None and tolerance is not None:
         raise UsageError("give --fpir (a rule chosen per watchlist) or --tolerance, not both")
+    checks = [("fpir", fpir, 0.0001, 0.5), ("tolerance", tolerance, 0.0, 2.0)]
+    if analysis is not None:
+        checks += [
+            (name, getattr(analysis, name), 0.05, 240.0)
+            for name in ("sample_fps", "detect_fps", "quick_fps")
+        ]
+    for name, value, low, high in checks:
+        if value is not None and not (math.isfinite(value) and low <= value <= high):
+            raise UsageError(f"{name} must be a number from {low:g} to {high:g}, not {value!r}")
 
 
 def choose_rule(watchlist: Watchlist, fpir: float | None, tolerance: float | None) -> Rule:
@@ -579,5 +602,6 @@ def audit_scan(
             unmatched_rows=cfg.unmatched,
             counts={k: data[k] for k in keys},
             interrupted=stats.interrupted,
+            output_error=stats.output_error,
         ),
     )
