@@ -430,3 +430,39 @@ def test_escape_sequences_in_names_are_never_printed_raw(wl, tmp_path):
     assert "\x1b" not in result.stderr and "Ada\\x1b[2J" in result.stderr
     renamed = run_cli("watchlist", "rename", "-w", wl, "Ada\x1b[2J_Lovelace", "Ada")
     assert renamed.exit_code == 0 and "\x1b" not in renamed.stderr
+
+
+def test_a_process_limit_is_one_line(monkeypatch):
+    from concurrent.futures import ProcessPoolExecutor
+
+    from frs_cli.executors import ProcessExecutor
+
+    def refused(self, fn, *args, **kwargs):
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", refused)
+    with pytest.raises(frs.FrsError, match="cannot start 2 worker processes .*try fewer"):
+        ProcessExecutor(2)
+
+
+@pytest.fixture
+def read_only(tmp_path, wl):
+    """The watchlist on a read-only bind mount (root and a kernel that allow it)."""
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    ok = subprocess.run(["mount", "--bind", str(wl.parent), str(mount)], capture_output=True)
+    if ok.returncode != 0:
+        pytest.skip("cannot bind-mount here (needs root)")
+    try:
+        if subprocess.run(["mount", "-o", "remount,ro,bind", str(mount)]).returncode != 0:
+            pytest.skip("cannot remount read-only here")
+        yield mount / wl.name
+    finally:
+        subprocess.run(["umount", str(mount)])
+
+
+def test_a_watchlist_on_a_read_only_medium_says_so(read_only):
+    result = run_cli("scan", "-w", read_only, CLIP)
+    assert result.exit_code == 1
+    assert "is read-only" in result.stderr and "copy it to a writable folder" in result.stderr
+    assert "is not a watchlist" not in result.stderr
