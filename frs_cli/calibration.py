@@ -9,15 +9,21 @@ are chosen per watchlist:
 - FPIR (false positive identification rate, per face of an unlisted person) is
   estimated by *leave-identity-out* searches: each enrolled face is searched against
   the other identities, as if its person were not on the list.
-- FNIR (misses, per face of a listed person) is estimated by *leave-one-photo-out*
-  searches where identities have two or more photos; otherwise from the watchlist's
-  own geometry and a table of same-person distances (`tables.GENUINE_CDF`).
+- FNIR (misses, per face of a listed person) is estimated from the watchlist's own
+  geometry and a table of same-person distances (`tables.GENUINE_CDF`): a listed
+  person's face lies at a same-person distance from their photo and must beat the
+  nearest other identity by the margin. Where identities have two or more photos,
+  *leave-one-photo-out* searches measure it directly; they are blended in with the
+  weight of their number against `PRIOR_SEARCHES` (a few persons of interest with five
+  photos give ten searches: too few to see a rate, and on lfw-dev they made the
+  estimate 0.00 where 0.71 was measured).
 - Where the watchlist is too small for the target (fewer than `MIN_SEARCHES_PER_RATE`
   / target searches), FPIR comes from a table of per-comparison impostor rates instead
   (`tables.IMPOSTOR_CDF`), with the threshold alone.
 
-Among the (t, m) whose estimated FPIR is at most the target, the one with the lowest
-estimated FNIR is used. Both tables are numbers measured on a public photo set, never
+Among the (t, m) whose estimated FPIR is at most the target (with caution for the
+sampling error), the one with the fewest estimated misses is used. Each stated rate
+comes with a 95% interval. Both tables are numbers measured on a public photo set, never
 anyone's encoding (docs/accuracy.md says how they were made).
 """
 
@@ -41,7 +47,16 @@ DEFAULT_FPIR = 0.01
 # came out low (on lfw-dev, 1,400 identities, 5 splits: the point estimate alone gave
 # measured FPIR 0.013 on average for a 0.01 target; with CAUTION 1: 0.011).
 CAUTION = 1.5
-FNIR_SLACK = 0.01  # among cells this close to the fewest misses, the fewest false alerts
+# The same-person model counts as this many leave-one-photo-out searches when the two
+# are blended: with 10 searches (two persons of interest with 5 photos) the estimate is
+# 95% the model's, with 2,000 it is 91% the searches'. On lfw-dev the model alone was
+# within 0.03 of the measured FNIR (docs/accuracy.md).
+PRIOR_SEARCHES = 200
+Z95 = 1.96
+# A table-based FPIR (small watchlists) has no sampling interval of its own: its interval
+# is the spread of measured / stated over 40 random 20-identity lists of lfw-dev
+# (benchmarks/recall.py --small), 0.25x to 2x.
+TABLE_FPIR_SPREAD = (0.25, 2.0)
 
 
 @dataclass(frozen=True)
@@ -55,6 +70,8 @@ class Rule:
     fpir: float | None  # estimated for this watchlist (None: not estimated)
     fnir: float | None
     source: str  # how the estimates were obtained
+    fpir_interval: tuple[float, float] | None = None  # 95%
+    fnir_interval: tuple[float, float] | None = None
 
     def alerts(self, distance: float, margin: float) -> bool:
         return distance <= self.threshold and (self.margin is None or margin >= self.margin)
@@ -80,7 +97,26 @@ class Calibration:
     lio_searches: int  # leave-identity-out searches (non-mated stand-ins)
     lopo_searches: int  # leave-one-photo-out searches (mated); 0: FNIR from the table
     fpir: tuple[tuple[float, ...], ...]  # [t][m]
-    fnir: tuple[tuple[float, ...], ...]
+    fnir: tuple[tuple[float, ...], ...]  # leave-one-photo-out where there were any, else the model
+    fnir_model: tuple[tuple[float, ...], ...] = ()  # the same-person model, always
+
+    def estimated_fnir(self, ti: int, mi: int) -> float:
+        """The model and the leave-one-photo-out searches, blended by their weights."""
+        model = self.fnir_model[ti][mi] if self.fnir_model else self.fnir[ti][mi]
+        n = self.lopo_searches
+        return (n * self.fnir[ti][mi] + PRIOR_SEARCHES * model) / (n + PRIOR_SEARCHES)
+
+    def fnir_interval(self, ti: int, mi: int) -> tuple[float, float]:
+        return wilson(self.estimated_fnir(ti, mi), self.lopo_searches + PRIOR_SEARCHES)
+
+    def fnir_how(self) -> str:
+        if not self.lopo_searches:
+            return "FNIR from the watchlist's spacing and a table of same-person distances"
+        weight = self.lopo_searches / (self.lopo_searches + PRIOR_SEARCHES)
+        return (
+            f"FNIR from the watchlist's spacing and a table of same-person distances, blended "
+            f"with {self.lopo_searches} leave-one-photo-out searches (weight {weight:.2f})"
+        )
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -98,6 +134,7 @@ class Calibration:
             lopo_searches=int(data["lopo_searches"]),  # type: ignore[call-overload]
             fpir=grid(data["fpir"]),
             fnir=grid(data["fnir"]),
+            fnir_model=grid(data["fnir_model"]),
         )
 
 
@@ -109,10 +146,17 @@ def fixed(tolerance: float, cal: Calibration | None = None) -> Rule:
     ti = min(range(len(T_GRID)), key=lambda i: abs(T_GRID[i] - tolerance))
     if cal.lio_searches >= MIN_SEARCHES_PER_RATE / 0.01:
         fpir, how = cal.fpir[ti][0], f"leave-identity-out over {cal.lio_searches} searches"
+        fpir_interval = wilson(fpir, cal.lio_searches)
     else:
         fpir = round(table_fpir(T_GRID[ti], cal.identities), 6)
         how = f"a table of impostor rates for {cal.identities} identities"
-    return Rule(tolerance, None, None, fpir, cal.fnir[ti][0], f"fixed threshold; FPIR from {how}")
+        low, high = TABLE_FPIR_SPREAD
+        fpir_interval = (round(fpir * low, 6), round(min(1.0, fpir * high), 6))
+    return Rule(
+        tolerance, None, None, fpir, round(cal.estimated_fnir(ti, 0), 6),
+        f"fixed threshold; FPIR from {how}; {cal.fnir_how()}",
+        fpir_interval, cal.fnir_interval(ti, 0),
+    )  # fmt: skip
 
 
 def expected_false_alerts(rule: Rule, looks: dict[int, int]) -> float | None:
@@ -134,9 +178,11 @@ def summary_lines(rule: Rule, looks: dict[int, int]) -> list[str]:
     if rule.fpir is None or rule.fnir is None:
         lines.append("its error rates on this watchlist were not estimated")
         return lines
+    fp = f"FPIR {rule.fpir:.4f}" + _interval(rule.fpir_interval, 4)
+    fn = f"FNIR {rule.fnir:.2f}" + _interval(rule.fnir_interval, 2)
     lines.append(
-        f"estimated for this watchlist: FPIR {rule.fpir:.4f} (a face of someone not on it "
-        f"alerts), FNIR {rule.fnir:.2f} (a face of someone on it is missed); {rule.source}"
+        f"estimated for this watchlist: {fp} (a face of someone not on it alerts), "
+        f"{fn} (a face of someone on it is missed); {rule.source}"
     )
     expected = expected_false_alerts(rule, looks) or 0.0
     lines.append(
@@ -144,6 +190,10 @@ def summary_lines(rule: Rule, looks: dict[int, int]) -> list[str]:
         f"about {expected:.2g} of them are expected to alert anyway"
     )
     return lines
+
+
+def _interval(bounds: tuple[float, float] | None, digits: int) -> str:
+    return f" (95% {bounds[0]:.{digits}f}-{bounds[1]:.{digits}f})" if bounds else ""
 
 
 def _table(cdf: Sequence[float], distance: np.ndarray | float) -> np.ndarray:
@@ -259,20 +309,21 @@ def calibrate(labels: np.ndarray, knn: Knn, seed: int = 0) -> Calibration:
         fpir = ((a <= t) & (b - a >= m)).mean(axis=2)
     else:
         fpir = np.zeros((len(T_GRID), len(M_GRID)))
+    # The model: a probe of a listed person is taken to lie at a same-person distance
+    # (the table) from its photo, and must beat the nearest other identity (this
+    # watchlist's own, or the cohort) by the margin.
+    nearest_other = np.array(competitor) if competitor else np.array([np.inf])
+    model = np.empty((len(T_GRID), len(M_GRID)))
+    for ti, tv in enumerate(T_GRID):
+        for mi, mv in enumerate(M_GRID):
+            limits = np.minimum(tv, nearest_other - mv)
+            model[ti, mi] = 1.0 - float(np.mean(_table(GENUINE_CDF, limits)))
     if mate:
         dm, do = np.array(mate)[None, None, :], np.array(other)[None, None, :]
         hit = (dm <= t) & (dm < do) & (do - dm >= m)
         fnir = 1.0 - hit.mean(axis=2)
     else:
-        # No identity with two photos: a probe of a listed person is taken to lie at a
-        # same-person distance (the table) from its photo, and must beat the nearest
-        # other identity (this watchlist's own, or the cohort) by the margin.
-        nearest_other = np.array(competitor) if competitor else np.array([np.inf])
-        fnir = np.empty((len(T_GRID), len(M_GRID)))
-        for ti, tv in enumerate(T_GRID):
-            for mi, mv in enumerate(M_GRID):
-                limits = np.minimum(tv, nearest_other - mv)
-                fnir[ti, mi] = 1.0 - float(np.mean(_table(GENUINE_CDF, limits)))
+        fnir = model
     return Calibration(
         identities=identities,
         faces=int(listed.sum()),
@@ -280,6 +331,7 @@ def calibrate(labels: np.ndarray, knn: Knn, seed: int = 0) -> Calibration:
         lopo_searches=len(mate),
         fpir=tuple(tuple(round(float(x), 6) for x in row) for row in fpir),
         fnir=tuple(tuple(round(float(x), 6) for x in row) for row in fnir),
+        fnir_model=tuple(tuple(round(float(x), 6) for x in row) for row in model),
     )
 
 
@@ -289,27 +341,39 @@ def _upper(rate: float, searches: int) -> float:
     return (alerts + CAUTION * math.sqrt(max(alerts, 1.0))) / searches
 
 
+def wilson(rate: float, searches: int) -> tuple[float, float]:
+    """The 95% Wilson score interval of a rate seen in `searches` trials."""
+    if searches <= 0:
+        return (0.0, 1.0)
+    z2 = Z95 * Z95
+    centre = (rate + z2 / (2 * searches)) / (1 + z2 / searches)
+    half = (Z95 / (1 + z2 / searches)) * math.sqrt(
+        max(rate * (1 - rate), 0.0) / searches + z2 / (4 * searches * searches)
+    )
+    return (round(max(0.0, centre - half), 6), round(min(1.0, centre + half), 6))
+
+
 def choose(cal: Calibration, target: float) -> Rule:
     """The (t, m) with the fewest estimated misses among those that hold `target`."""
-    fnir_how = (
-        f"FNIR by leave-one-photo-out over {cal.lopo_searches} searches"
-        if cal.lopo_searches
-        else "FNIR from the watchlist's spacing and a table of same-person distances"
-    )
+    fnir_how = cal.fnir_how()
     if cal.lio_searches < MIN_SEARCHES_PER_RATE / target:
         # Too few searches to see a rate this low: the impostor table, threshold alone.
         holding = [t for t in T_GRID if table_fpir(t, cal.identities) <= target]
         t = max(holding) if holding else T_GRID[0]
         ti = T_GRID.index(t)
+        fpir = round(table_fpir(t, cal.identities), 6)
+        low, high = TABLE_FPIR_SPREAD
         return Rule(
             t,
             0.0,
             target,
-            round(table_fpir(t, cal.identities), 6),
-            cal.fnir[ti][0],
+            fpir,
+            round(cal.estimated_fnir(ti, 0), 6),
             f"FPIR from a table of impostor rates for {cal.identities} identities "
             f"(only {cal.lio_searches} leave-identity-out searches of watchlist and cohort "
             f"faces, fewer than {MIN_SEARCHES_PER_RATE}/{target:g}); {fnir_how}",
+            (round(fpir * low, 6), round(min(1.0, fpir * high), 6)),
+            cal.fnir_interval(ti, 0),
         )
     n = cal.lio_searches
     feasible = [
@@ -320,14 +384,17 @@ def choose(cal: Calibration, target: float) -> Rule:
     ]
     ti, mi = 0, len(M_GRID) - 1  # the strictest cell when none holds the target
     if feasible:
-        fewest = min(cal.fnir[a][b] for a, b in feasible)
-        near = [(a, b) for a, b in feasible if cal.fnir[a][b] <= fewest + FNIR_SLACK]
-        ti, mi = min(near, key=lambda c: (cal.fpir[c[0]][c[1]], cal.fnir[c[0]][c[1]], c[0], -c[1]))
+        # The fewest misses; only an exact tie goes to the fewer false alerts.
+        ti, mi = min(
+            feasible, key=lambda c: (cal.estimated_fnir(*c), cal.fpir[c[0]][c[1]], c[0], -c[1])
+        )
     return Rule(
         T_GRID[ti],
         M_GRID[mi],
         target,
         cal.fpir[ti][mi],
-        cal.fnir[ti][mi],
+        round(cal.estimated_fnir(ti, mi), 6),
         f"FPIR by leave-identity-out over {cal.lio_searches} searches; {fnir_how}",
+        wilson(cal.fpir[ti][mi], n),
+        cal.fnir_interval(ti, mi),
     )

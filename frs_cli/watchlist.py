@@ -40,7 +40,7 @@ HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 200
 HNSW_EF = 192  # recall@1 0.992 at 1M faces, p50 0.74 ms (benchmarks/watchlist_scale.py)
 NEIGHBOURS = 32  # asked of the index per query, then grouped by identity
-CALIBRATION_VERSION = 1  # of W.calibration.json's layout and of the estimates in it
+CALIBRATION_VERSION = 2  # of W.calibration.json's layout and of the estimates in it
 UNLIKE_DISTANCE = 0.6  # a photo whose median distance to its identity's other photos is
 # above this is reported: on LFW 98.3% of same-person pairs are closer and 99.4% of
 # different-person pairs farther (frs_cli/tables.py)

@@ -65,3 +65,27 @@ def demo_expected() -> list[tuple[str, float, float]]:
     return sorted(
         (name, first / fps, last / fps) for name, first, last in make_sample_media.EXPECTED
     )
+
+
+@pytest.fixture(scope="session")
+def lfw_faces() -> tuple[list[str], object]:
+    """Every photo of the first 700 lfw-dev identities (by name) encoded once per test run
+    as `frs evaluate` does (central face): (identity per encoding, encodings). ~25 s."""
+    if not SHARED.is_dir():
+        pytest.skip(f"real footage and photos not found at {SHARED}")
+    import numpy as np
+
+    from frs_cli.enroll import PhotoJob, encode_photos
+    from frs_cli.executors import make_executor, ordered_map
+
+    people = sorted(p for p in (SHARED / "lfw-dev").iterdir() if p.is_dir())[:700]
+    jobs = [PhotoJob(p.name, str(f)) for p in people for f in sorted(p.glob("*.jpg"))]
+    executor = make_executor(2, "hog")
+    try:
+        results = list(
+            encode_photos(jobs, lambda fn, items: ordered_map(executor, fn, items), "central")
+        )
+    finally:
+        executor.shutdown()
+    kept = [r for r in results if r.vector is not None]
+    return [r.job.identity for r in kept], np.stack([r.vector for r in kept])

@@ -1,0 +1,73 @@
+"""Every photo of ../shared/data/lfw-dev encoded once with frs's own photo path (the
+central face, as `frs evaluate` does), cached for the accuracy benchmarks.
+
+    python benchmarks/lfw_encodings.py [--lfw DIR] [--cache FILE]
+
+The cache (default ~/.cache/frs/lfw-dev-every-photo.npz, owner-only: these are
+biometric data of the people in LFW) holds identity names, photo names and 128-d
+encodings; ~2 min on 2 cores. `load()` is what the other benchmarks call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+LFW = ROOT.parent / "shared" / "data" / "lfw-dev"
+CACHE = Path.home() / ".cache" / "frs" / "lfw-dev-every-photo.npz"
+
+
+def load(lfw: Path = LFW, cache: Path = CACHE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(identities, photo names, encodings) of every lfw-dev photo with a face."""
+    if cache.exists():
+        data = np.load(cache)
+        return data["names"], data["photos"], data["vectors"]
+    from multiprocessing import get_context
+
+    from frs_cli import files, models
+    from frs_cli.enroll import PhotoJob, encode_photo
+
+    jobs = [
+        PhotoJob(d.name, str(p))
+        for d in sorted(x for x in lfw.iterdir() if x.is_dir())
+        for p in sorted(d.glob("*.jpg"))
+    ]
+    started = time.time()
+    with get_context("fork").Pool(os.cpu_count(), models.preload, ("hog",)) as pool:
+        results = pool.map(functools.partial(encode_photo, choose="central"), jobs, 16)
+    kept = [r for r in results if r.vector is not None]
+    names = np.array([r.job.identity for r in kept])
+    photos = np.array([Path(r.job.path).name for r in kept])
+    vectors = np.array([r.vector for r in kept], np.float32)
+    print(
+        f"encoded {len(kept)} of {len(jobs)} photos in {time.time() - started:.0f} s",
+        file=sys.stderr,
+    )
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with files.replacing(cache, binary=True) as f:
+        np.savez(f, names=names, photos=photos, vectors=vectors)
+    return names, photos, vectors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lfw", type=Path, default=LFW)
+    parser.add_argument("--cache", type=Path, default=CACHE)
+    args = parser.parse_args()
+    names, _, vectors = load(args.lfw, args.cache)
+    print(f"{len(vectors)} encodings of {len(set(names.tolist()))} identities in {args.cache}")
+
+
+if __name__ == "__main__":
+    main()
