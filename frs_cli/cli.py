@@ -722,20 +722,56 @@ def _print_evaluation(data: dict[str, Any]) -> None:
         prec.add_row(f"1 in {round(1 / row['prevalence']):,}", f"{row['precision']:.1%}")
     console.print(prec)
     if "groups" in data:
-        groups = Table(title="Per group, at the tolerance")
-        for col in ("group", "mated", "non-mated", "rank-1", "FNIR", "FPIR"):
-            groups.add_column(col)
-        for name, row in data["groups"]["per_group"].items():
-            groups.add_row(
-                name, str(row["mated_searches"]), str(row["non_mated_searches"]),
-                f"{row['rank1_identification_rate']:.4f}", f"{row['fnir']:.4f}", f"{row['fpir']:.4f}",
-            )  # fmt: skip
-        spread = data["groups"]["spread"]
-        console.print(groups)
+        _print_groups(console, data["groups"], data["at_tolerance"]["threshold"])
+
+
+def _print_groups(console: Any, groups: dict[str, Any], tolerance: float) -> None:
+    from rich.table import Table
+
+    rule = groups.get("scan_rule")
+    title = "Per group"
+    if rule:
+        title += f": at frs scan's rule (distance <= {rule['threshold']}"
+        title += f", margin >= {rule['margin']})" if rule["margin"] else ")"
+    table = Table(title=f"{title}, and at the tolerance {tolerance}")
+    cols = ["group", "mated", "non-mated"]
+    if rule:
+        cols += ["FNIR at the rule (95%)", "FPIR at the rule (95%)"]
+    cols += ["rank-1", f"FNIR at {tolerance}", f"FPIR at {tolerance}"]
+    for col in cols:
+        table.add_column(col)
+
+    def cell(value: float, bounds: list[float] | None, digits: int) -> str:
+        text = f"{value:.{digits}f}"
+        return text + (f" ({bounds[0]:.{digits}f}-{bounds[1]:.{digits}f})" if bounds else "")
+
+    for name, row in groups["per_group"].items():
+        cells = [name, str(row["mated_searches"]), str(row["non_mated_searches"])]
+        if rule:
+            at = row["at_scan_rule"]
+            cells += [
+                cell(at["fnir"], at["fnir_interval"], 3),
+                cell(at["fpir"], at["fpir_interval"], 4),
+            ]
+        cells += [
+            f"{row['rank1_identification_rate']:.4f}",
+            f"{row['fnir']:.4f}",
+            f"{row['fpir']:.4f}",
+        ]
+        table.add_row(*cells)
+    console.print(table)
+    if rule:
+        ratio = groups["ratio_at_scan_rule"]
+        fmt = lambda v: "-" if v is None else f"{v:.2f}x"  # noqa: E731
         console.print(
-            f"spread between groups: FNIR {spread['fnir']:.4f}, FPIR {spread['fpir']:.4f}, "
-            f"rank-1 {spread['rank1_identification_rate']:.4f}"
+            f"at the rule, the most-missed group is missed {fmt(ratio['fnir'])} as often as the "
+            f"least, and the most falsely alerted group alerts {fmt(ratio['fpir'])} as often"
         )
+    spread = groups["spread"]
+    console.print(
+        f"spread between groups at the tolerance: FNIR {spread['fnir']:.4f}, "
+        f"FPIR {spread['fpir']:.4f}, rank-1 {spread['rank1_identification_rate']:.4f}"
+    )
 
 
 # -- watchlist --------------------------------------------------------------

@@ -417,24 +417,56 @@ def load_groups(path: Path) -> dict[str, str]:
 
 
 def group_rows(report: Report, groups: dict[str, str]) -> dict[str, Any]:
+    """Per group of identities: the metrics at the tolerance (as before) and, under
+    `at_scan_rule`, FNIR and FPIR at the rule frs scan chose for this gallery, each with
+    a 95% interval; `ratio` is the largest group's rate over the smallest's at that rule
+    (how many times more often one group is missed, or falsely alerted)."""
+    from frs_cli.calibration import wilson
+
     by_group: dict[str, list[Search]] = {}
     for s in report.searches:
         by_group.setdefault(groups.get(s.identity, "(no group)"), []).append(s)
-    rows = {}
+    rule = report.calibration.get("rule") or {}
+    threshold, margin = rule.get("threshold"), rule.get("margin")
+    cohort = bool(report.cohort_faces)
+    rows: dict[str, dict[str, Any]] = {}
     for name in sorted(by_group):
         searches = by_group[name]
+        mated = sum(s.mated for s in searches)
+        non_mated = len(searches) - mated
         rows[name] = {
-            "mated_searches": sum(s.mated for s in searches),
-            "non_mated_searches": sum(not s.mated for s in searches),
+            "mated_searches": mated,
+            "non_mated_searches": non_mated,
             "rank1_identification_rate": rank1_rate(searches),
             "fnir": fnir(searches, report.tolerance),
             "fpir": fpir(searches, report.tolerance),
         }
+        if threshold is not None:
+            fp, fn = rule_rates(searches, threshold, margin, cohort)
+            rows[name]["at_scan_rule"] = {
+                "fnir": fn,
+                "fnir_interval": list(wilson(fn, mated)) if mated else None,
+                "fpir": fp,
+                "fpir_interval": list(wilson(fp, non_mated)) if non_mated else None,
+            }
     spread = {}
     for key in ("fnir", "fpir", "rank1_identification_rate"):
         values = [r[key] for r in rows.values() if not np.isnan(r[key])]
         spread[key] = (max(values) - min(values)) if values else float("nan")
-    return {"per_group": rows, "spread": spread}
+    out: dict[str, Any] = {"per_group": rows, "spread": spread}
+    if threshold is not None:
+        ratio = {}
+        for key in ("fnir", "fpir"):
+            values = [
+                r["at_scan_rule"][key]
+                for r in rows.values()
+                if not np.isnan(r["at_scan_rule"][key])
+            ]
+            low = min(values) if values else float("nan")
+            ratio[key] = (max(values) / low) if values and low > 0 else None
+        out["scan_rule"] = {"threshold": threshold, "margin": margin}
+        out["ratio_at_scan_rule"] = ratio
+    return out
 
 
 def plot_det(data: dict[str, Any], path: Path) -> None:

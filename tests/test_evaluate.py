@@ -100,7 +100,16 @@ def test_groups_give_per_group_rows(tmp_path):
     per = json.loads(out.read_text())["groups"]["per_group"]
     assert set(per) == {"g1", "g2"}
     assert sum(r["mated_searches"] + r["non_mated_searches"] for r in per.values()) == 5
-    assert "Per group, at the tolerance" in result.stderr
+    assert "Per group: at frs scan's rule" in result.stderr and "as often as the" in result.stderr
+    data = json.loads(out.read_text())
+    rule = data["scan_rule"]["rule"]
+    assert data["groups"]["scan_rule"] == {"threshold": rule["threshold"], "margin": rule["margin"]}
+    for row in per.values():
+        at = row["at_scan_rule"]
+        if row["mated_searches"]:
+            low, high = at["fnir_interval"]
+            assert low <= at["fnir"] <= high
+    assert set(data["groups"]["ratio_at_scan_rule"]) == {"fnir", "fpir"}
 
 
 def dlib_encoding(path: str) -> np.ndarray | None:
