@@ -11,8 +11,9 @@ What it does per frame, and why it is fast:
   search are searched backwards (regions only) for where it really began; when
   it vanishes, the frames since it was last seen are searched forwards. So a
   track's first and last frames do not depend on the sampling grid.
-- Each track is encoded once, and again only when a clearly better view comes
-  (larger, or frontal where it was a profile) or every `refresh_s` seconds.
+- Each track is encoded at once, then once more for every `refresh_s` of track time
+  (its best view of that second, unless it is much worse than its best so far), so a
+  long track is judged on many views (`Watchlist.match_views` averages them).
 
 Returns plain records; the parent matches them against the watchlist.
 """
@@ -410,18 +411,20 @@ class SegmentScanner:
         self.done.append((live, open_end))
 
     def _maybe_encode(self, live: _Live, fr: _Frame, det: Detection) -> None:
-        """Encode a track's first view at once; after that keep the best clearly better
-        view (`reencode_gain`) and encode it when its window (`refresh_s` of track time)
-        ends or the track does. A growing face is then encoded twice, not at every step.
-        (Encoding only the largest view measured worse: on the Hamilton clip the largest
-        view of one appearance matched at 0.61 where its first view matched at 0.50.)"""
+        """Encode a track's first view at once; after that keep the best view of each
+        window (`refresh_s` of track time) that is at least `view_floor` as good as the
+        best so far, and encode it when the window or the track ends. Views are averaged
+        when the track is matched, so more of them cut misses without adding false
+        alerts (docs/accuracy.md). (Encoding only the largest view measured worse: on
+        the Hamilton clip the largest view of one appearance matched at 0.61 where its
+        first view matched at 0.50.)"""
         if (fr.pts - live.window_start) * self.tb >= self.refresh:
             self._encode_candidate(live)
             live.window_start = fr.pts
         quality = det.box.width * (1.0 if det.frontal else PROFILE_QUALITY)
         if live.candidate is not None and quality <= live.candidate.quality:
             return
-        if live.encodings and quality < self.cfg.reencode_gain * live.best_quality:
+        if live.encodings and quality < self.cfg.view_floor * live.best_quality:
             return
         area = det.box.expanded(CHIP_MARGIN, self.width, self.height)
         crop = fr.rgb[area.top : area.bottom, area.left : area.right].copy()

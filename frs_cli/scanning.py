@@ -184,25 +184,23 @@ def join_segments(
 
 
 def identify(tracks: list[Track], watchlist: Watchlist, rule: Rule) -> list[Identified]:
-    """Per track: the identity (None: no alert under `rule`), its distance and margin,
-    the next identity, and the encoding that decided it (the nearest of the track's)."""
-    vectors = [e.vector for t in tracks for e in t.encodings]
-    matches = watchlist.search(np.stack(vectors)) if vectors else []
+    """Per track: the identity (None: no alert under `rule`), its distance and margin
+    averaged over the track's encodings (`Watchlist.match_views`), the next identity,
+    and the encoding nearest to that identity (for the row's box, time and crop)."""
     out: list[Identified] = []
-    k = 0
     for track in tracks:
-        best = None
-        for enc in track.encodings:
-            m = matches[k]
-            k += 1
-            if m is not None and (best is None or m.distance < best[0].distance):
-                best = (m, enc)
-        if best is not None and rule.alerts(best[0].distance, best[0].margin):
-            m = best[0]
-            out.append(Identified(m.identity, m.distance, m.margin, m.second, best[1]))
+        views = np.stack([e.vector for e in track.encodings])
+        m = watchlist.match_views(views)
+        if m is not None and rule.alerts(m.distance, m.margin):
+            if len(track.encodings) == 1:
+                best = track.encodings[0]
+            else:
+                near = watchlist.identity_distances(views, m.identity)
+                best = track.encodings[int(np.argmin(near))]
+            out.append(Identified(m.identity, m.distance, m.margin, m.second, best))
         else:
             top = max(track.encodings, key=lambda e: e.quality)
-            out.append(Identified(None, best[0].distance if best else None, None, None, top))
+            out.append(Identified(None, m.distance if m else None, None, None, top))
     return out
 
 

@@ -710,6 +710,48 @@ class Watchlist:
             out.append(m)
         return out
 
+    def match_views(self, views: np.ndarray) -> Match | None:
+        """One decision for several views of one face (a track's encodings): the identity
+        whose faces are nearest on average over the views, that mean distance, and the
+        margin to the mean over the views of the nearest *other* identity or cohort face
+        in each view (a lower bound of any other identity's mean: the margin is never
+        overstated). One view gives what `search` gives. Averaging the views' distances
+        keeps a face of someone not on the list from alerting more often than one view
+        does (on lfw-dev: FPIR 0.085 -> 0.053 -> 0.046 for 1, 2, 3 photos of each
+        unlisted person at t 0.52, m 0.04, where the nearest of the views gave 0.085 ->
+        0.112 -> 0.092), while a listed face is missed less often (0.229 -> 0.146 -> 0.126);
+        docs/accuracy.md."""
+        views = np.atleast_2d(np.asarray(views, dtype=np.float32))
+        matches = self.search(views)
+        if any(m is None for m in matches):
+            return None
+        found = [m for m in matches if m is not None]
+        if len(found) == 1:
+            return found[0]
+        candidates = sorted({m.identity for m in found})
+        means = {name: float(self.identity_distances(views, name).mean()) for name in candidates}
+        first = min(candidates, key=lambda name: (means[name], name))
+        others = [m.distance if m.identity != first else m.distance + m.margin for m in found]
+        second = float(np.mean(others))
+        runner = min((n for n in candidates if n != first), key=lambda n: means[n], default=None)
+        if runner is None:
+            named = [m.second for m in found if m.identity == first and m.second]
+            runner = max(set(named), key=named.count) if named else None
+        return Match(first, means[first], second - means[first], runner)
+
+    def identity_distances(self, views: np.ndarray, name: str) -> np.ndarray:
+        """Per view: the distance to the nearest enrolled face of identity `name`."""
+        from frs_cli.encode import distances
+
+        self._load()
+        assert self._labels is not None and self._face_ids is not None
+        mine = self._labels == self._names.index(name)
+        if self.size < self.exact_limit:
+            faces = self.vectors[mine]
+        else:
+            faces = np.asarray(self.index().get_items(self._face_ids[mine]), np.float32)
+        return distances(views, faces).min(axis=1)
+
     def _search_watchlist(self, queries: np.ndarray) -> list[Match | None]:
         self._load()
         assert self._labels is not None
