@@ -60,6 +60,46 @@ def load(lfw: Path = LFW, cache: Path = CACHE) -> tuple[np.ndarray, np.ndarray, 
     return names, photos, vectors
 
 
+def _mirrored(path: str) -> np.ndarray | None:
+    from PIL import ImageOps
+
+    from frs_cli import images
+    from frs_cli.encode import face_encoding
+    from frs_cli.enroll import find_faces
+
+    photo = images.load_photo(path)
+    rgb = np.ascontiguousarray(np.asarray(ImageOps.mirror(_image(photo.rgb))))
+    boxes = find_faces(rgb, "central")
+    return face_encoding(rgb, boxes[0]) if boxes else None
+
+
+def _image(rgb: np.ndarray):  # noqa: ANN202 - a PIL image
+    from PIL import Image
+
+    return Image.fromarray(rgb)
+
+
+def load_mirrored(
+    names: np.ndarray, photos: np.ndarray, vectors: np.ndarray, lfw: Path = LFW
+) -> np.ndarray:
+    """The encoding of each photo mirrored left-right (the original's where the mirrored
+    photo gives no face), in the order `load` gives; cached beside it. ~1 min."""
+    cache = CACHE.with_name(CACHE.stem + "-mirrored.npz")
+    if cache.exists():
+        return np.load(cache)["vectors"]
+    from multiprocessing import get_context
+
+    from frs_cli import files, models
+
+    paths = [str(lfw / n / p) for n, p in zip(names.tolist(), photos.tolist(), strict=True)]
+    with get_context("fork").Pool(os.cpu_count(), models.preload, ("hog",)) as pool:
+        found = pool.map(_mirrored, paths, 16)
+    out = np.array([f if f is not None else v for f, v in zip(found, vectors, strict=True)])
+    with files.replacing(cache, binary=True) as f:
+        np.savez(f, vectors=out.astype(np.float32))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lfw", type=Path, default=LFW)

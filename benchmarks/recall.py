@@ -150,8 +150,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=("dev", "held-out", "both"), default="both")
     parser.add_argument("--fpir", type=float, default=0.01)
+    parser.add_argument("--levers", action="store_true", help="measure the recall levers")
     args = parser.parse_args()
-    names, _, vectors = lfw_encodings.load()
+    names, photos, vectors = lfw_encodings.load()
+    if args.levers:
+        flipped = lfw_encodings.load_mirrored(names, photos, vectors)
+        for split in ("dev", "held-out"):
+            print(f"## levers, split {split}: FNIR at measured FPIR <= 0.01 (best cell)")
+            levers(names, vectors, flipped, split == "held-out")
+        return
     groups = load_groups() if GENDER.exists() else None
     splits = ["dev", "held-out"] if args.split == "both" else [args.split]
     for split in splits:
@@ -180,6 +187,60 @@ def main() -> None:
                 f"({m['mated']}) | {gf} |"
             )
             print(f"  ({time.perf_counter() - started:.1f} s; {rule.source})", file=sys.stderr)
+
+
+def oracle(fp_scores, fn_scores, target=0.01):
+    """The fewest misses over a (t, m) grid whose measured FPIR is <= target:
+    scores are (d1, d2, right) arrays for non-mated and mated searches."""
+    best = None
+    d1n, d2n = fp_scores
+    d1m, d2m, right = fn_scores
+    ts = np.quantile(d1n, np.linspace(0.0, 0.6, 150))
+    ms = np.linspace(0, float(np.quantile(d2n - d1n, 0.999)), 60)
+    for t in ts:
+        for m in ms:
+            fp = float(((d1n <= t) & (d2n - d1n >= m)).mean())
+            if fp > target:
+                continue
+            fn = float(1 - ((d1m <= t) & (d2m - d1m >= m) & right).mean())
+            if best is None or fn < best[0]:
+                best = (fn, fp, float(t), float(m))
+    return best
+
+
+def levers(names, vectors, flipped, split: bool) -> None:
+    """FNIR at measured FPIR <= 1% (best cell, an upper bound of what a calibrated rule
+    gets) for the plain distances, mirrored enrolment photos, and per-identity Z-scores."""
+    comp = compositions(names, split)["1 photo each"]
+    gallery = np.array(comp["gallery"])
+    labels = names[gallery]
+    ids, inverse = np.unique(labels, return_inverse=True)
+    dg = distances(vectors[gallery], vectors[gallery])
+    np.fill_diagonal(dg, np.nan)
+    mu, sd = np.nanmean(dg, axis=1), np.nanstd(dg, axis=1)  # one photo per identity
+
+    def scores(probes, gallery_vectors, z=False):
+        d = distances(vectors[probes], gallery_vectors)
+        if gallery_vectors.shape[0] != len(gallery):  # original + mirrored, per identity
+            d = np.minimum(d[:, : len(gallery)], d[:, len(gallery) :])
+        if z:
+            d = (d - mu[None, :]) / sd[None, :]
+        per = np.full((len(probes), len(ids)), np.inf)
+        np.minimum.at(per.T, inverse, d.T)
+        order = np.argsort(per, axis=1)[:, :2]
+        rows = np.arange(len(probes))
+        who = ids[order[:, 0]]
+        return per[rows, order[:, 0]], per[rows, order[:, 1]], who == names[probes]
+
+    non, mated = np.array(comp["non_mated"]), np.array(comp["mated"])
+    both = np.concatenate([vectors[gallery], flipped[gallery]])
+    for what, gv, z in (("plain", vectors[gallery], False), ("+ mirrored enrolment", both, False),
+                        ("per-identity Z-score", vectors[gallery], True)):  # fmt: skip
+        n1, n2, _ = scores(non, gv, z)
+        best = oracle((n1, n2), scores(mated, gv, z))
+        print(
+            f"  {what}: FNIR {best[0]:.3f} at FPIR {best[1]:.4f} (t {best[2]:.3f}, m {best[3]:.3f})"
+        )
 
 
 if __name__ == "__main__":

@@ -161,13 +161,12 @@ def fixed(tolerance: float, cal: Calibration | None = None) -> Rule:
 
 def expected_false_alerts(rule: Rule, looks: dict[int, int]) -> float | None:
     """How many faces of unlisted people are expected to alert, for `looks` = {k: number
-    of faces followed whose best of k encodings decided}. A face is matched on the
-    nearest of its encodings: k looks alert with 1 - (1 - FPIR)^k at most (the views of
-    one face are alike, so fewer)."""
+    of faces followed matched on k encodings}. A face is matched on the mean of its
+    views' distances (`Watchlist.match_views`), which alerts no more often than one view
+    (docs/accuracy.md), so each face counts FPIR once, whatever its k."""
     if rule.fpir is None:
         return None
-    fpir = rule.fpir
-    return round(sum(n * (1 - (1 - fpir) ** k) for k, n in looks.items()), 3)
+    return round(rule.fpir * sum(looks.values()), 3)
 
 
 def summary_lines(rule: Rule, looks: dict[int, int]) -> list[str]:

@@ -112,13 +112,11 @@ def test_scan_rows_carry_the_margin_and_the_rule_is_in_the_summary(demo_watchlis
     assert pairs == {("Grace_Hopper", "Eileen_Collins"), ("Eileen_Collins", "Grace_Hopper")}
     assert all(r["margin"] > 0.4 for r in rows)
     data = json.loads(summary.read_text())
-    # The summary's expectation, recomputed: a face matched on the nearest of k encodings
-    # alerts with at most 1 - (1 - FPIR)^k.
+    # The summary's expectation, recomputed: a face matched on the mean of its views'
+    # distances alerts no more often than one view, so each face counts FPIR once.
     looks = {int(k): n for k, n in data["encodings_per_face"].items()}
     assert sum(looks.values()) == data["tracks"] == 3
-    fpir = data["rule"]["fpir"]
-    want = sum(n * (1 - (1 - fpir) ** k) for k, n in looks.items())
-    assert data["expected_false_alerts"] == round(want, 3)
+    assert data["expected_false_alerts"] == round(data["rule"]["fpir"] * 3, 3)
     assert os.stat(f"{demo_watchlist}.calibration.json").st_mode & 0o777 == 0o600
 
 
@@ -128,7 +126,8 @@ def test_tolerance_keeps_the_fixed_rule_and_excludes_fpir(demo_watchlist, tmp_pa
         "scan", "-q", "-w", demo_watchlist, "--tolerance", "0.15", "--summary", summary,
         "--format", "jsonl", DEMO,
     )  # fmt: skip
-    assert [r["distance"] for r in jsonl(result.stdout)] == [0.1027, 0.1432]  # 0.1719 > 0.15
+    # Each face's views averaged (Watchlist.match_views); Eileen Collins's 0.1713 > 0.15.
+    assert [r["distance"] for r in jsonl(result.stdout)] == [0.1236, 0.1124]
     data = json.loads(summary.read_text())
     assert data["rule"]["threshold"] == 0.15 and data["rule"]["margin"] is None
     assert data["rule"]["target_fpir"] is None

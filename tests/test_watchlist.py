@@ -75,3 +75,31 @@ def test_rejects_non_finite_vectors(tmp_path):
         with pytest.raises(WatchlistError, match="not a finite 128-d vector"):
             wl.add_faces([("x", bad, "s", "p", "[0,0,1,1]")])
         assert wl.face_count() == 0
+
+
+def on_a_line(*positions: float) -> np.ndarray:
+    v = np.zeros((len(positions), 128), np.float32)
+    v[:, 0] = positions
+    return v
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_views_of_one_face_are_judged_on_their_mean_distance(tmp_path, exact):
+    with Watchlist.create(tmp_path / "wl.db", "m1") as wl:
+        if not exact:
+            wl.exact_limit = 0  # through the HNSW index
+        # a at 0.0 (two photos: 0.0 and 0.05), b at 1.0, c at 3.0
+        wl.add_vectors(["a", "a", "b", "c"], on_a_line(0.0, 0.05, 1.0, 3.0))
+        one = wl.match_views(on_a_line(0.3))
+        assert one == wl.search(on_a_line(0.3))[0]
+        # Views at 0.3, 0.45 and 0.7: the mean to a's nearest photo is (0.25 + 0.4 + 0.65)
+        # / 3; to b (0.7 + 0.55 + 0.3) / 3. The margin is to the nearest other than a in
+        # each view (b everywhere here), averaged.
+        m = wl.match_views(on_a_line(0.3, 0.45, 0.7))
+        assert m is not None and (m.identity, m.second) == ("a", "b")
+        assert m.distance == pytest.approx(1.3 / 3, abs=1e-5)
+        assert m.margin == pytest.approx(1.55 / 3 - 1.3 / 3, abs=1e-5)
+        # Nearest of the views would name a at 0.10 here; on the mean b is nearer.
+        m = wl.match_views(on_a_line(0.9, 0.8, 0.15))
+        assert m is not None and m.identity == "b"
+        assert m.distance == pytest.approx((0.1 + 0.2 + 0.85) / 3, abs=1e-5)
