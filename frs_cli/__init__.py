@@ -32,17 +32,17 @@ _WHERE = {
     "FrsError": "frs_cli.errors",
     "Progress": "frs_cli.api",
     "Scan": "frs_cli.api",
-    "Watchlist": "frs_cli.watchlist",
+    "Watchlist": "frs_cli.api",
     "evaluate": "frs_cli.api",
     "read_results": "frs_cli.api",
     "scan": "frs_cli.api",
 }
 
 if TYPE_CHECKING:
-    from frs_cli.api import Progress, Scan, evaluate, read_results, scan
+    from frs_cli.api import Progress, Scan, Watchlist, evaluate, read_results, scan
     from frs_cli.errors import FrsError
     from frs_cli.records import Appearance
-    from frs_cli.watchlist import EnrolReport, Watchlist
+    from frs_cli.watchlist import EnrolReport
 
 
 def __getattr__(name: str) -> Any:

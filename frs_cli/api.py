@@ -19,6 +19,30 @@ from frs_cli.errors import FrsError
 from frs_cli.executors import make_executor
 from frs_cli.records import AnalysisConfig, Appearance, Segment, SegmentResult
 from frs_cli.scanning import Events
+from frs_cli.watchlist import EnrolReport
+from frs_cli.watchlist import Watchlist as Store
+
+
+class Watchlist(Store):
+    """A watchlist as the API hands it out: the store (`frs_cli.watchlist`: open,
+    create, identities, remove, rename, search) and enrolment, which is built on it."""
+
+    def enroll(
+        self,
+        paths: Sequence[str | Path],
+        name: str | None = None,
+        workers: int = 1,
+        scheduler: str | None = None,
+    ) -> list[EnrolReport]:
+        """Enrol the largest face of each photo in `paths` (files, or folders laid out as
+        for `frs enroll`), as `name` or the identity the layout gives. One report per
+        photo, in order; the audit trail records it like `frs enroll`."""
+        from frs_cli.enroll import enrol_into
+
+        stats = enrol_into(self, paths, name, workers, scheduler)
+        return [
+            EnrolReport(p["path"], p["identity"], p["status"], p["sha256"]) for p in stats.photos
+        ]
 
 
 @dataclass(frozen=True)

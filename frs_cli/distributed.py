@@ -18,7 +18,7 @@ from typing import Any
 
 from frs_cli import progress_report
 from frs_cli.errors import UsageError
-from frs_cli.executors import Executor
+from frs_cli.execution import Executor
 from frs_cli.threads import one_blas_thread
 
 TOPIC = "frs-progress"  # the event topic that carries progress reports to the client

@@ -21,7 +21,7 @@ from frs_cli import calibration, decode, inputs, progress_report
 from frs_cli.analyse import MATCH_IOU, analyse_segment
 from frs_cli.calibration import Rule
 from frs_cli.errors import FrsError, InputError, UsageError, internal_error
-from frs_cli.executors import Executor
+from frs_cli.execution import Executor
 from frs_cli.records import (
     AnalysisConfig,
     Appearance,

@@ -1,4 +1,5 @@
-"""Output writers (csv, jsonl, json), looked up by name. The schema is defined here once.
+"""Output writers (csv, jsonl, json), looked up by name. They write the rows that
+`frs_cli.records` defines (the output schema, defined once, beside the records).
 
 Writers stream: each row is written when it is complete, and `flush()` is
 called after each input file, so an interrupted scan leaves a valid file up to
@@ -16,76 +17,15 @@ from pathlib import Path
 from typing import IO, Any
 
 from frs_cli.errors import UsageError
-from frs_cli.records import Appearance
-from frs_cli.timecode import format_tc, round_ms
-
-APPEARANCE_COLUMNS = (
-    "source", "identity", "start_s", "end_s", "start_tc", "end_tc", "best_s",
-    "distance", "detections", "track_id", "left", "top", "width", "height",
-    "margin", "second_identity",
-)  # fmt: skip
-DETECTION_COLUMNS = (
-    "source", "frame", "time_s", "timecode", "track_id", "identity", "distance",
-    "left", "top", "width", "height",
-)  # fmt: skip
-
-# With --crops: the review pictures' paths.
-REVIEW_COLUMNS = (*APPEARANCE_COLUMNS, "crop", "frame_view")
-
-Row = dict[str, Any]
-
-
-def _distance(value: float | None) -> float | None:
-    return None if value is None or math.isinf(value) else round(value, 4)
-
-
-def appearance_row(a: Appearance) -> Row:
-    return {
-        "source": a.source,
-        "identity": a.identity,
-        "start_s": round_ms(a.start_s),
-        "end_s": round_ms(a.end_s),
-        "start_tc": format_tc(a.start_s),
-        "end_tc": format_tc(a.end_s),
-        "best_s": round_ms(a.best_s),
-        "distance": _distance(a.distance),
-        "detections": a.detections,
-        "track_id": a.track_id,
-        "left": a.box.left,
-        "top": a.box.top,
-        "width": a.box.width,
-        "height": a.box.height,
-        "margin": _distance(a.margin),
-        "second_identity": a.second_identity,
-    }
-
-
-def review_row(a: Appearance, crop: str | None, frame_view: str | None) -> Row:
-    return {
-        **appearance_row(a),
-        "crop": crop,
-        "frame_view": frame_view,
-    }
-
-
-def detection_rows(a: Appearance) -> list[Row]:
-    return [
-        {
-            "source": a.source,
-            "frame": frame,
-            "time_s": round_ms(seconds),
-            "timecode": format_tc(seconds),
-            "track_id": a.track_id,
-            "identity": a.identity,
-            "distance": _distance(a.distance),
-            "left": box.left,
-            "top": box.top,
-            "width": box.width,
-            "height": box.height,
-        }
-        for frame, seconds, box in a.sightings
-    ]
-
+from frs_cli.records import (  # noqa: F401 - the schema lives with the records; named here too
+    APPEARANCE_COLUMNS,
+    DETECTION_COLUMNS,
+    REVIEW_COLUMNS,
+    Row,
+    appearance_row,
+    detection_rows,
+    review_row,
+)
 
 # A cell starting with one of these runs as a formula in spreadsheet programs.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

@@ -164,7 +164,7 @@ def test_a_store_whose_creation_was_cut_short(tmp_path):
 def test_a_failed_creation_leaves_no_file(tmp_path, monkeypatch):
     from frs_cli import watchlist
 
-    monkeypatch.setattr(watchlist, "SCHEMA", watchlist.SCHEMA + "\nNOT SQL;")
+    monkeypatch.setattr(watchlist.store, "SCHEMA", watchlist.SCHEMA + "\nNOT SQL;")
     with pytest.raises(frs.FrsError):
         frs.Watchlist.create(tmp_path / "new.db", "m")
     assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,433 @@
+"""The store: one SQLite file as the source of truth. The schema, the connection that
+turns every SQLite error into one line naming the file, opening and creating (a file is
+recognised as a watchlist by reading before anything is written into it), integrity
+checks, the writers' lock, and the names of the files kept beside the store.
+
+Files, for a watchlist at `W` (e.g. `watchlist.db`):
+- `W`: SQLite (WAL mode). Tables `meta`, `identities`, `faces` (128 float32 as a BLOB),
+  `changes`, `cohort`.
+- `W.hnsw-*` and `W.hnsw.json`: the index (`index.py`), `W.calibration.json`
+  (`calibrating.py`), `W.audit.jsonl` (`frs_cli.audit`), `W.lock`.
+Every file is created owner-only (0600): these are biometric data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import glob
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+
+import numpy as np
+
+from frs_cli import files
+from frs_cli.errors import WatchlistError
+
+if TYPE_CHECKING:
+    pass
+
+SCHEMA_VERSION = 1
+DIM = 128
+CHECK_ON_OPEN_BYTES = 128 << 20  # stores up to this size are checked at every open (SQLite's
+# quick_check reads ~600 MB/s warm: 87 MB in 0.14 s); larger ones before every change
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS identities (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS faces (
+    id INTEGER PRIMARY KEY,
+    identity_id INTEGER NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
+    vector BLOB NOT NULL,
+    photo_sha256 TEXT NOT NULL,
+    photo TEXT NOT NULL,
+    box TEXT NOT NULL,
+    enrolled_at TEXT NOT NULL,
+    UNIQUE (identity_id, photo_sha256)
+);
+CREATE INDEX IF NOT EXISTS faces_identity ON faces(identity_id);
+-- Which faces each generation added or removed: lets the index catch up without a rebuild.
+CREATE TABLE IF NOT EXISTS changes (
+    generation INTEGER NOT NULL,
+    op TEXT NOT NULL CHECK (op IN ('add', 'remove')),
+    face_id INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS changes_generation ON changes(generation);
+-- The cohort: faces of people who are NOT on the watchlist, never matched or counted;
+-- only used as "other identities" for the alert rule's margin (calibration.py).
+CREATE TABLE IF NOT EXISTS cohort (
+    id INTEGER PRIMARY KEY,
+    vector BLOB NOT NULL,
+    photo_sha256 TEXT NOT NULL UNIQUE,
+    photo TEXT NOT NULL,
+    added_at TEXT NOT NULL
+);
+"""
+
+
+def default_path() -> Path:
+    """$FRS_WATCHLIST, else $XDG_DATA_HOME/frs/watchlist.db (~/.local/share/frs/watchlist.db)."""
+    env = os.environ.get("FRS_WATCHLIST")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "frs" / "watchlist.db"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _touch_private(path: Path) -> None:
+    """Create `path` empty and owner-only if it does not exist (SQLite keeps the mode)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def damaged(path: Path, detail: str) -> WatchlistError:
+    return WatchlistError(
+        f"{path} is damaged ({detail}); nothing was written to it. "
+        f"`frs watchlist verify -w {path}` shows what is wrong; restore it from a copy "
+        "or enrol the photos again into a new watchlist"
+    )
+
+
+class _Cursor(sqlite3.Cursor):
+    """A cursor whose SQLite errors name the watchlist and say what to do (reads can
+    meet a damaged page at any row, not only when the file is opened)."""
+
+    connection: _Connection
+
+    def _fail(self, err: sqlite3.Error) -> WatchlistError:
+        return self.connection.fail(err)
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.DatabaseError as err:
+            raise self._fail(err) from None
+
+    def executemany(self, sql: str, seq: Any, /) -> _Cursor:
+        try:
+            return super().executemany(sql, seq)
+        except sqlite3.DatabaseError as err:
+            raise self._fail(err) from None
+
+    def fetchone(self) -> Any:
+        try:
+            return super().fetchone()
+        except sqlite3.DatabaseError as err:
+            raise self._fail(err) from None
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return super().fetchall()
+        except sqlite3.DatabaseError as err:
+            raise self._fail(err) from None
+
+    def __next__(self) -> Any:
+        try:
+            return super().__next__()
+        except sqlite3.DatabaseError as err:
+            raise self._fail(err) from None
+
+
+class _Connection(sqlite3.Connection):
+    path: Path
+
+    def fail(self, err: sqlite3.Error) -> WatchlistError:
+        text = str(err)
+        if isinstance(err, sqlite3.OperationalError) and "locked" in text:
+            return WatchlistError(f"{self.path} is locked by another program ({text}); try again")
+        if isinstance(err, sqlite3.OperationalError) and "malformed" not in text:
+            return WatchlistError(f"{self.path}: {text}")
+        return damaged(self.path, text)
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
+        return self.cursor(_Cursor).execute(sql, parameters)
+
+    def executemany(self, sql: str, seq: Any, /) -> _Cursor:
+        return self.cursor(_Cursor).executemany(sql, seq)
+
+    def executescript(self, script: str, /) -> sqlite3.Cursor:
+        try:
+            return super().executescript(script)
+        except sqlite3.DatabaseError as err:
+            raise self.fail(err) from None
+
+    def __exit__(self, *exc: Any) -> Any:
+        try:
+            return super().__exit__(*exc)
+        except sqlite3.DatabaseError as err:
+            raise self.fail(err) from None
+
+
+class Store:
+    """An open store: the connection, opening and creating, and the meta table."""
+
+    exact_limit = 20_000  # below this many faces, exact search beats the index (EXACT_LIMIT)
+
+    def __init__(self, path: Path, conn: sqlite3.Connection):
+        self.path = path
+        self.conn = conn
+        self._vectors: np.ndarray | None = None
+        self._labels: np.ndarray | None = None
+        self._names: list[str] = []
+        self._face_ids: np.ndarray | None = None
+        self._index: Any = None
+        self._cohort: np.ndarray | None = None
+        self._empty = False
+
+    # -- opening ---------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | Path, model_id: str | None = None) -> Self:
+        """Open for writing, creating it if needed. Refuses another encoder's watchlist,
+        any file that is not a watchlist, and a damaged one (before writing anything into
+        it). `model_id`: the encoder's (default: the installed one)."""
+        if model_id is None:
+            from frs_cli import models
+
+            model_id = models.encoder_model_id()
+        path = Path(path)
+        if not os.path.lexists(path):
+            return cls._new(path, model_id)
+        wl = cls._connect(path, model_id, empty_ok=True)
+        if wl._empty:
+            wl.close()
+            return cls._new(path, model_id)
+        wl.check_intact()
+        if path.stat().st_size <= CHECK_ON_OPEN_BYTES:
+            wl.check_vectors()
+        with wl.conn:
+            wl.conn.executescript(SCHEMA)  # tables added since (IF NOT EXISTS)
+        return wl
+
+    @classmethod
+    def _new(cls, path: Path, model_id: str) -> Self:
+        """A new store: file, tables and meta in one transaction, or nothing at all."""
+        created = not os.path.lexists(path)
+        try:
+            _touch_private(path)
+        except OSError as err:
+            raise WatchlistError(
+                f"cannot create a watchlist at {files.printable(str(path))}: {err.strerror or err}"
+            ) from None
+        try:
+            conn = cls._sqlite(path)
+            meta = ", ".join(
+                f"('{k}', '{v.replace(chr(39), chr(39) * 2)}')"
+                for k, v in (
+                    ("schema_version", str(SCHEMA_VERSION)), ("model_id", model_id),
+                    ("created_at", _now()), ("generation", "0"),
+                )
+            )  # fmt: skip
+            conn.executescript(f"BEGIN; {SCHEMA}\nINSERT INTO meta VALUES {meta}; COMMIT;")
+            wl = cls(path, conn)
+            wl._pragmas()
+        except BaseException:
+            if created:  # a store cut short (a full disk, Ctrl-C) is not left behind
+                for leftover in (path, *_sidecars(path)):
+                    with contextlib.suppress(OSError):
+                        leftover.unlink()
+            raise
+        return wl
+
+    @classmethod
+    def open(cls, path: str | Path, model_id: str | None = None, check: bool = True) -> Self:
+        """Open to read (and to change: every change checks the file first). `check=False`
+        skips the checks at opening, for `verify`, which reports damage itself."""
+        path = Path(path)
+        if not os.path.lexists(path):
+            raise WatchlistError(
+                f"no watchlist at {path}; create one with `frs enroll -w {path} PHOTOS...`"
+            )
+        wl = cls._connect(path, model_id)
+        if check and path.stat().st_size <= CHECK_ON_OPEN_BYTES:
+            wl.check_intact()
+            wl.check_vectors()
+        return wl
+
+    @staticmethod
+    def _sqlite(path: Path) -> _Connection:
+        why = files.regular(path)
+        if why is not None:
+            raise WatchlistError(f"{files.printable(str(path))} {why}; it is not a watchlist")
+        try:
+            conn = sqlite3.connect(path, timeout=30, factory=_Connection)
+        except sqlite3.Error as err:
+            raise WatchlistError(f"cannot open {path} ({err}){_read_only(path)}") from None
+        conn.path = path
+        return conn
+
+    @classmethod
+    def _connect(cls, path: Path, model_id: str | None, empty_ok: bool = False) -> Self:
+        """Open an existing store: check it is a watchlist (by reading only), then set the
+        connection up (WAL, which writes to the file) only if it is one."""
+        wl = cls(path, cls._sqlite(path))
+        try:
+            wl._empty = empty_ok and path.stat().st_size == 0
+            if not wl._empty:
+                wl._check(model_id)
+                wl._pragmas()
+        except BaseException:
+            wl.close()
+            raise
+        return wl
+
+    def _pragmas(self) -> None:
+        try:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self.conn.execute("PRAGMA synchronous=FULL")
+        except WatchlistError as err:
+            raise WatchlistError(f"{err}{_read_only(self.path)}") from None
+
+    def check_intact(self) -> None:
+        """Raise if SQLite finds the file damaged (quick_check: every page read once)."""
+        try:
+            rows = self.conn.execute("PRAGMA quick_check").fetchall()
+        except WatchlistError:
+            raise damaged(self.path, "database disk image is malformed") from None
+        if rows != [("ok",)]:
+            raise damaged(self.path, str(rows[0][0]))
+
+    def _check(self, model_id: str | None) -> None:
+        try:
+            meta = dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
+        except WatchlistError as err:
+            if _read_only(self.path):  # SQLite cannot read a WAL store it cannot write beside
+                raise WatchlistError(
+                    f"cannot open {self.path} ({_detail(err)}){_read_only(self.path)}"
+                ) from None
+            raise WatchlistError(
+                f"{self.path} is not a watchlist ({_detail(err)}); nothing was written to it"
+            ) from None
+        if "schema_version" not in meta or "model_id" not in meta:
+            raise WatchlistError(
+                f"{self.path} is not a watchlist (no frs schema in it: another program's "
+                "database, or a watchlist whose creation was cut short); nothing was written to it"
+            )
+        version = int(meta["schema_version"])
+        if version != SCHEMA_VERSION:
+            raise WatchlistError(
+                f"{self.path} has schema version {version}; this frs reads {SCHEMA_VERSION}"
+            )
+        if model_id is not None and meta.get("model_id") != model_id:
+            raise WatchlistError(
+                f"{self.path} was made with encoder {meta.get('model_id')}, not {model_id};"
+                " encodings of different models cannot be compared. Enrol into a new watchlist."
+            )
+
+    def check_vectors(self) -> None:
+        """Raise unless every face's vector is 128 finite numbers: a scan would silently
+        miss a person whose vector is not, and nothing should be added beside it."""
+        bad: list[str] = []
+        for name, blob in self.conn.execute(
+            "SELECT i.name, f.vector FROM faces f JOIN identities i ON i.id = f.identity_id"
+        ):
+            vec = np.frombuffer(blob, np.float32) if len(blob) == DIM * 4 else None
+            if vec is None or not np.isfinite(vec).all():
+                bad.append(name)
+        if bad:
+            names = ", ".join(files.printable(n) for n in sorted(set(bad))[:5])
+            raise WatchlistError(
+                f"{self.path}: {len(bad)} face(s) ({names}) have no valid encoding (not "
+                f"{DIM} finite numbers); a scan would miss them. `frs watchlist verify -w "
+                f"{self.path}` lists the problems; remove those identities and enrol them again"
+            )
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reading ---------------------------------------------------------
+    def meta(self) -> dict[str, str]:
+        return dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
+
+    @property
+    def model_id(self) -> str:
+        return self.meta()["model_id"]
+
+    @property
+    def generation(self) -> int:
+        return int(self.meta()["generation"])
+
+
+def _sidecars(path: Path) -> list[Path]:
+    """The files SQLite and frs keep beside a store at `path`."""
+    names = ("-wal", "-shm", "-journal", ".lock", ".audit.jsonl", ".calibration.json", ".hnsw.json")
+    return [path.with_name(path.name + n) for n in names]
+
+
+def watchlist_files(path: Path) -> list[tuple[str, Path]]:
+    """(what, path) for every file of the watchlist at `path`: what frs reads and keeps,
+    never to be written over by an output (files.check_outputs)."""
+    found = [("the watchlist", path)]
+    found += [(f"a file of the watchlist {path}", p) for p in _sidecars(path)]
+    found += [
+        (f"the index of the watchlist {path}", Path(p))
+        for p in glob.glob(f"{glob.escape(str(path))}.hnsw*")
+    ]
+    return found
+
+
+def _read_only(path: Path) -> str:
+    """Why a store could not be opened for writing, when the medium or file is read-only."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if os.access(path, os.W_OK) and os.access(folder, os.W_OK):
+        return ""
+    return (
+        f"; {path} or its folder is read-only: frs keeps a watchlist in WAL mode and its "
+        "audit trail beside it, so copy it to a writable folder"
+    )
+
+
+def _detail(err: BaseException) -> str:
+    """The SQLite message inside an error (ours wrap it in parentheses or follow the path)."""
+    text = str(err)
+    if "(" in text:
+        return text[text.find("(") + 1 : text.find(")")]
+    return text.split(": ", 1)[-1]
+
+
+@contextlib.contextmanager
+def writer_lock(path: Path, timeout_s: float = 60.0) -> Iterator[None]:
+    """One writer at a time per watchlist (readers never wait: SQLite WAL snapshots)."""
+    import fcntl
+    import time
+
+    lock = path.with_name(path.name + ".lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise WatchlistError(
+                        f"{path} is being changed by another frs process; try again"
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def dumps_box(left: int, top: int, width: int, height: int) -> str:
+    return json.dumps([left, top, width, height])
