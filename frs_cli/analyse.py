@@ -21,9 +21,7 @@ Returns plain records; the parent matches them against the watchlist.
 from __future__ import annotations
 
 import math
-import time
-from collections import defaultdict, deque
-from collections.abc import Iterator
+from collections import deque
 from fractions import Fraction
 from typing import Any
 
@@ -42,6 +40,7 @@ from frs_cli.records import (
     Sighting,
     Track,
 )
+from frs_cli.stages import STAGES, timed_iter
 
 REGION_FACE_PX = 100  # a followed face is scaled to this width for its region search
 REGION_MARGIN = 0.5  # region = the last box grown by half its size on each side
@@ -103,35 +102,6 @@ class _Frame:
 
     def release(self) -> None:
         self._rgb = self._gray = None
-
-
-class Stages:
-    """Seconds spent per pipeline stage in this process (reported by the benchmark)."""
-
-    def __init__(self) -> None:
-        self.seconds: defaultdict[str, float] = defaultdict(float)
-
-    def timed(self, stage: str) -> _Timer:
-        return _Timer(self.seconds, stage)
-
-    def take(self) -> tuple[tuple[str, float], ...]:
-        out = tuple(sorted(self.seconds.items()))
-        self.seconds.clear()
-        return out
-
-
-class _Timer:
-    def __init__(self, seconds: defaultdict[str, float], stage: str):
-        self.seconds, self.stage = seconds, stage
-
-    def __enter__(self) -> None:
-        self.start = time.perf_counter()
-
-    def __exit__(self, *exc: object) -> None:
-        self.seconds[self.stage] += time.perf_counter() - self.start
-
-
-STAGES = Stages()
 
 
 _NO_CROP = np.empty((0, 0, 3), np.uint8)
@@ -568,7 +538,7 @@ def analyse_segment(segment: Segment) -> SegmentResult:
                 segment.numbered,
             )
             reporter = progress_report.Reporter(segment.path, segment.index)
-            for frame in _timed_iter(frames, "decode"):
+            for frame in timed_iter(frames, "decode"):
                 if segment.end_pts is not None and frame.pts >= segment.end_pts:
                     break
                 reporter.frame(frame.pts)
@@ -600,12 +570,3 @@ def analyse_segment(segment: Segment) -> SegmentResult:
         error=error,
         stage_seconds=STAGES.take(),
     )
-
-
-def _timed_iter(items: Iterator[Any], stage: str) -> Iterator[Any]:
-    while True:
-        with STAGES.timed(stage):
-            item = next(items, None)
-        if item is None:
-            return
-        yield item

@@ -36,10 +36,27 @@ def _client(address: str, workers: int) -> Any:
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
         )
         return Client(cluster)
+    _check_reachable(address)
     try:
         return Client(address, timeout="20s")
     except OSError as err:
         raise UsageError(f"cannot reach the Dask scheduler at {address}: {err}") from None
+
+
+def _check_reachable(address: str) -> None:
+    """A refused or unresolvable tcp:// address fails at once: Dask's client retries a
+    refused connection until its 20 s timeout."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address)
+    if parts.scheme not in ("tcp", "") or parts.port is None:
+        return  # tls://, inproc:// and the like: Dask's own client says what is wrong
+    try:
+        socket.create_connection((parts.hostname or "127.0.0.1", parts.port), timeout=5).close()
+    except OSError as err:
+        why = err.strerror or str(err)
+        raise UsageError(f"cannot reach the Dask scheduler at {address}: {why}") from None
 
 
 def _on_worker(fn: Callable[[Any], Any], arg: Any) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from frs_cli import calibration, decode, inputs, progress_report
-from frs_cli.analyse import MATCH_IOU, analyse_segment
+from frs_cli.analyse import analyse_segment
 from frs_cli.calibration import Rule
 from frs_cli.errors import FrsError, InputError, UsageError, internal_error
 from frs_cli.execution import Executor
@@ -31,14 +31,8 @@ from frs_cli.records import (
     SegmentResult,
     Track,
 )
+from frs_cli.segments import join_segments, plan_segments  # noqa: F401 - named here too
 from frs_cli.watchlist import Watchlist
-
-MAX_SEGMENT_S = 300  # long files are cut into pieces of at most this length...
-MIN_SEGMENT_S = 2  # ...and short files into at most one piece per worker, this long at least
-KEYFRAME_SLACK = 0.05  # cut at a keyframe when one is this near (share of a segment's length);
-# else between keyframes: the segment then decodes from the keyframe before its start, which
-# costs less than uneven segments (Hamilton clip: 20% slack put the cut at 44%, and the second
-# worker finished ~0.3 s after the first)
 
 
 @dataclass(frozen=True)
@@ -107,80 +101,6 @@ class Events:
 
     def skipped(self, path: str, reason: str) -> None: ...
     def resumed(self, path: str) -> None: ...
-
-
-def plan_segments(info: decode.VideoInfo, workers: int, config: AnalysisConfig) -> list[Segment]:
-    """Cut a file into equal time segments, at keyframes where one is near the ideal cut."""
-    duration = float(info.duration_s)
-    count = max(1, math.ceil(duration / MAX_SEGMENT_S))
-    if count < workers:
-        count = max(count, min(workers, int(duration // MIN_SEGMENT_S)))
-    first = info.frame_pts[0]
-    length = (info.end_pts - first) / count
-    cuts: list[int] = []
-    keys = list(info.keyframe_pts)
-    for k in range(1, count):
-        ideal = first + round(k * length)
-        near = min(keys, key=lambda p: abs(p - ideal))
-        cut = near if abs(near - ideal) <= KEYFRAME_SLACK * length else ideal
-        if cut > (cuts[-1] if cuts else first):
-            cuts.append(cut)
-    bounds: list[int | None] = [None, *cuts, None]
-    numbered = info.derived is not None
-    return [
-        Segment(
-            info.path,
-            info.stream_index,
-            i,
-            len(bounds) - 1,
-            start,
-            bounds[i + 1],
-            config,
-            seek=None if start is None else info.seek_point(start),
-            time_base=info.clock.time_base if numbered else None,
-            numbered=numbered,
-        )
-        for i, start in enumerate(bounds[:-1])
-    ]
-
-
-def join_segments(
-    results: list[SegmentResult], time_base: Fraction, max_gap_s: float
-) -> list[Track]:
-    """Join tracks that cross segment cuts: a track alive at a cut continues as the track
-    that starts at the cut where its box was."""
-    done: list[Track] = []
-    pending: list[Track] = []
-    gap = Fraction(max_gap_s)
-    for result in results:
-        carried: list[Track] = []
-        for track in result.tracks:
-            joined = None
-            if track.open_start:
-                candidates = [
-                    p
-                    for p in pending
-                    if 0 < (track.start_pts - p.end_pts) * time_base <= gap
-                    and p.sightings[-1].box.iou(track.sightings[0].box) >= MATCH_IOU
-                ]
-                if candidates:
-                    joined = max(
-                        candidates, key=lambda p: p.sightings[-1].box.iou(track.sightings[0].box)
-                    )
-                    pending.remove(joined)
-                    track = Track(
-                        joined.sightings + track.sightings,
-                        joined.encodings + track.encodings,
-                        joined.open_start,
-                        track.open_end,
-                    )
-            (carried if track.open_end else done).append(track)
-        done.extend(pending)
-        pending = carried
-    done.extend(pending)
-    return sorted(
-        done, key=lambda t: (t.start_pts, t.sightings[0].box.left, t.sightings[0].box.top)
-    )
 
 
 def identify(tracks: list[Track], watchlist: Watchlist, rule: Rule) -> list[Identified]:

@@ -4,7 +4,6 @@ the command give the same rows."""
 
 from __future__ import annotations
 
-import ast
 import os
 import re
 import shutil
@@ -18,7 +17,6 @@ from test_evaluate import tiny_dataset
 import frs_cli as frs
 
 API_DOC = ROOT / "docs" / "api.md"
-PACKAGE = ROOT / "frs_cli"
 
 
 def test_the_examples_in_docs_api_md_run(tmp_path, monkeypatch):
@@ -43,59 +41,6 @@ def test_importing_the_api_loads_neither_click_nor_rich():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
-
-
-def module_imports() -> dict[str, set[str]]:
-    """frs_cli module -> the frs_cli modules it imports when it is imported (top-level
-    statements, not those inside functions or `if TYPE_CHECKING:`)."""
-    graph: dict[str, set[str]] = {}
-    for path in PACKAGE.glob("*.py"):
-        name = path.stem
-        tree = ast.parse(path.read_text())
-        found: set[str] = set()
-        for node in tree.body:
-            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-                continue
-            for sub in (
-                ast.walk(node) if not isinstance(node, ast.FunctionDef | ast.ClassDef) else []
-            ):
-                if (
-                    isinstance(sub, ast.ImportFrom)
-                    and sub.module
-                    and sub.module.startswith("frs_cli")
-                ):
-                    if sub.module == "frs_cli":
-                        found |= {a.name for a in sub.names if (PACKAGE / f"{a.name}.py").exists()}
-                    else:
-                        found.add(sub.module.split(".")[1])
-                elif isinstance(sub, ast.Import):
-                    found |= {
-                        a.name.split(".")[1] for a in sub.names if a.name.startswith("frs_cli.")
-                    }
-        graph[name] = found - {name}
-    return graph
-
-
-def test_no_module_below_the_command_line_imports_it_and_no_import_circles():
-    graph = module_imports()
-    for path in PACKAGE.glob("*.py"):
-        text = path.read_text()
-        if path.stem not in ("cli", "entry", "__main__"):
-            assert not re.search(r"frs_cli(\.| import )(cli|entry)\b", text), path.name
-    # Depth-first search for a cycle among import-time imports.
-    state: dict[str, int] = {}
-
-    def visit(node: str, trail: list[str]) -> None:
-        state[node] = 1
-        for nxt in sorted(graph.get(node, ())):
-            assert state.get(nxt) != 1, f"import circle: {' -> '.join([*trail, node, nxt])}"
-            if nxt not in state:
-                visit(nxt, [*trail, node])
-        state[node] = 2
-
-    for node in sorted(graph):
-        if node not in state:
-            visit(node, [])
 
 
 def test_scan_streams_file_by_file_and_reports_failures(demo_watchlist, tmp_path):

@@ -147,6 +147,7 @@ while True:
 """
 
 
+# ~9 s: dozens of real frs processes killed at random moments, each store then checked.
 @pytest.mark.slow
 def test_kill_9_during_enrol_remove_rebuild_never_corrupts(tmp_path):
     path = tmp_path / "wl.db"

@@ -1,0 +1,20 @@
+"""The command line: parse options into frozen configs, run, and turn domain errors into
+one-line messages and exit codes. The only package that imports click: `base.py` holds
+the group and the shared options, one module per command group registers its commands."""
+
+from __future__ import annotations
+
+import sys
+
+from frs_cli.cli import doctor, enroll, evaluate, report, scan, watchlist  # noqa: F401 - registers
+from frs_cli.cli.base import cli
+
+__all__ = ["cli", "main"]
+
+
+def main() -> None:
+    try:
+        cli(prog_name="frs")
+    except KeyboardInterrupt:  # before or after Click's own handling (e.g. at start-up)
+        print("frs: interrupted", file=sys.stderr)
+        sys.exit(130)

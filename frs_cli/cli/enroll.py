@@ -1,0 +1,81 @@
+"""`frs enroll`: photos into a watchlist."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from frs_cli.cli.base import (
+    _default_workers,
+    _say,
+    _watchlist_path,
+    cli,
+    watchlist_option,
+    workers_option,
+)
+from frs_cli.errors import (
+    EXIT_FAILURE,
+    EXIT_PARTIAL,
+)
+from frs_cli.files import printable
+
+
+# -- enroll -----------------------------------------------------------------
+@cli.command()
+@watchlist_option
+@click.option("--name", help="Enrol every given photo as this one identity.")
+@workers_option
+@click.option("--scheduler", metavar="ADDRESS", help="Encode on a Dask cluster (or 'local').")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors and the final count.")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+def enroll(
+    watchlist: Path | None,
+    name: str | None,
+    workers: int | None,
+    scheduler: str | None,
+    quiet: bool,
+    paths: tuple[str, ...],
+) -> None:
+    """Add the faces in photos to a watchlist.
+
+    PATHS are folders with one sub-folder per person (people/Ada_Lovelace/*.jpg:
+    the folder name is the identity), photos named after the person
+    (Ada_Lovelace.jpg, Ada_Lovelace_2.jpg), or, with --name, photos of one person.
+    The largest face of each photo is enrolled; photos already enrolled are skipped.
+    """
+    from frs_cli import enroll as enrol_mod
+    from frs_cli.watchlist import UNLIKE_DISTANCE, Watchlist
+
+    path = _watchlist_path(watchlist)
+    say = _say(quiet)
+    with Watchlist.create(path) as wl:
+        stats = enrol_mod.enrol_into(
+            wl, paths, name, workers or _default_workers(), scheduler, say, warn=_say(False)
+        )
+        total = wl.face_count()
+        people = len(wl.identities())
+        unlike = wl.unlike_photos({p["identity"] for p in stats.photos})
+    for u in unlike:
+        say(
+            f"unlike: {printable(u.photo)} ({printable(u.identity)}): median distance {u.distance:.2f} to its "
+            f"{u.others} other photo(s); a different person?"
+        )
+    if unlike:
+        odd = len({u.identity for u in unlike})
+        click.echo(
+            f"warning: {len(unlike)} photo(s) of {odd} identit(y/ies) look unlike the rest of "
+            f"their identity (median distance above {UNLIKE_DISTANCE}): check them; "
+            "`frs watchlist verify` lists them, `frs watchlist remove` or `rename` fixes them",
+            err=True,
+        )
+    click.echo(
+        f"{stats.enrolled} enrolled, {stats.duplicates} already enrolled, "
+        f"{stats.no_face} without a face, {stats.unreadable} unreadable"
+        f"{f' ({stats.several} had several faces)' if stats.several else ''}; "
+        f"{printable(str(path))} holds {total} faces of {people} identities",
+        err=True,
+    )
+    if stats.failed:
+        sys.exit(EXIT_PARTIAL if stats.enrolled or stats.duplicates else EXIT_FAILURE)

@@ -1,0 +1,420 @@
+"""`frs scan`: footage in, one row per appearance out, on stdout or --out."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from frs_cli import files
+from frs_cli.cli.base import (
+    FORMATS,
+    MODELS,
+    Finite,
+    _default_workers,
+    _quiet_stdout,
+    _watchlist_path,
+    cli,
+    watchlist_option,
+    workers_option,
+)
+from frs_cli.errors import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_PIPE_CLOSED,
+    FrsError,
+    OutputError,
+    UsageError,
+)
+from frs_cli.files import printable
+from frs_cli.records import AnalysisConfig
+
+
+# -- scan -------------------------------------------------------------------
+@cli.command()
+@watchlist_option
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write rows here (default: stdout).",
+)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="csv", show_default=True)
+@click.option(
+    "--fpir",
+    type=Finite(0.0001, 0.5),
+    default=None,
+    help="The rule in force unless --tolerance is given: alert when the nearest identity "
+    "is within a distance AND clearly nearer than the next one (a margin), both chosen for "
+    "this watchlist so that about this share of faces of people NOT on it alert, with the "
+    "fewest misses. Default 0.01.",
+)
+@click.option(
+    "--tolerance",
+    type=Finite(0, 2),
+    default=None,
+    help="Instead of --fpir: a fixed rule, face_recognition's (match if the nearest "
+    "identity is within this distance; 0.6 there), whatever the watchlist's size.",
+)
+@click.option(
+    "--sample-fps",
+    type=Finite(0.1, 240),
+    default=AnalysisConfig.sample_fps,
+    show_default=True,
+    help="Frames analysed per second of footage (followed faces are looked for in each).",
+)
+@click.option(
+    "--detect-fps",
+    type=Finite(0.05, 240),
+    default=AnalysisConfig.detect_fps,
+    show_default=True,
+    help="Whole-frame searches for new faces of every size (down to --min-face) per second.",
+)
+@click.option(
+    "--quick-fps",
+    type=Finite(0.05, 240),
+    default=AnalysisConfig.quick_fps,
+    show_default=True,
+    help="Whole-frame searches per second, in between, for faces of twice --min-face or "
+    "larger (a quarter of the cost).",
+)
+@click.option(
+    "--min-face",
+    type=click.IntRange(8, 4000),
+    default=AnalysisConfig.min_face,
+    show_default=True,
+    help="Smallest face, in source pixels, that must be found; sets the detection scale.",
+)
+@click.option("--model", type=click.Choice(MODELS), default="hog", show_default=True)
+@workers_option
+@click.option(
+    "--detections", is_flag=True, help="One row per face per frame instead of per appearance."
+)
+@click.option(
+    "--unmatched", is_flag=True, help="Also write faces that match nobody (identity empty)."
+)
+@click.option(
+    "--summary",
+    "summary_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the end-of-scan summary here as JSON.",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Run the work on a Dask cluster: tcp://HOST:8786, or 'local' for one here.",
+)
+@click.option(
+    "--crops",
+    "crops_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Save each matched appearance's face and frame here; rows gain their paths.",
+)
+@click.option("--redact", is_flag=True, help="Blur the other faces in the saved frames.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted scan into the same --out: skip the files it finished.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar; errors and the summary only.")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Also say which files in folders were not videos."
+)
+@click.argument("footage", nargs=-1, required=True)
+def scan(
+    watchlist: Path | None,
+    out: Path | None,
+    fmt: str,
+    fpir: float | None,
+    tolerance: float | None,
+    sample_fps: float,
+    detect_fps: float,
+    quick_fps: float,
+    min_face: int,
+    model: str,
+    workers: int | None,
+    detections: bool,
+    unmatched: bool,
+    summary_path: Path | None,
+    scheduler: str | None,
+    crops_dir: Path | None,
+    redact: bool,
+    resume: bool,
+    quiet: bool,
+    verbose: bool,
+    footage: tuple[str, ...],
+) -> None:
+    """Find the watchlist's people in FOOTAGE (files, folders, globs).
+
+    Writes one row per appearance (a face followed through time, matched to an
+    identity) as each file completes. Exit code 0: all inputs scanned; 3: some
+    failed (one line each on stderr), the rest were scanned; 1: nothing could be done.
+    """
+    from frs_cli import scanning
+    from frs_cli.scanning import ScanConfig
+
+    scanning.check_rule_options(fpir, tolerance)  # before the pool starts
+    cfg = ScanConfig(
+        inputs=footage,
+        watchlist=_watchlist_path(watchlist),
+        analysis=AnalysisConfig(
+            model=model,
+            min_face=min_face,
+            sample_fps=sample_fps,
+            detect_fps=min(detect_fps, sample_fps),
+            quick_fps=min(quick_fps, sample_fps),
+            views=crops_dir is not None,
+            redact=redact,
+        ),
+        workers=_workers(workers, scheduler, verbose),
+        detections=detections,
+        unmatched=unmatched,
+    )
+    if resume:
+        _check_resume(out, fmt)
+    _check_scan_paths(cfg, out, summary_path, crops_dir)
+    # The workers start first and load their models while this process opens the
+    # watchlist and probes the inputs.
+    executor = _executor(scheduler, cfg.workers, model)
+    stats = None
+    try:
+        from frs_cli import models
+        from frs_cli.progress import ScanProgress
+        from frs_cli.watchlist import Watchlist
+
+        wl_model = models.encoder_model_id()
+        with Watchlist.open(cfg.watchlist, wl_model) as wl:
+            if wl.size == 0:
+                raise FrsError(
+                    f"the watchlist {cfg.watchlist} is empty; enrol photos with `frs enroll`"
+                )
+            wl_fingerprint = wl.fingerprint()
+            stats = scanning.new_stats(wl)
+            try:
+                cfg = dataclasses.replace(cfg, rule=scanning.choose_rule(wl, fpir, tolerance))
+                journal = _journal(out, fmt, resume, cfg, wl_fingerprint)
+                output = _output(out, journal.offset if journal else 0)
+            except KeyboardInterrupt:
+                stats.interrupted = True  # before any file: audited as such below
+            else:
+                with ScanProgress(quiet, verbose) as events:
+                    _scan_to(output, fmt, cfg, wl, executor, events, journal, crops_dir, stats)
+    finally:
+        executor.shutdown(cancel=stats is not None and stats.interrupted)
+    summary = scanning.summary(stats, cfg, wl_model)
+    scanning.audit_scan(cfg, stats, summary, wl_fingerprint, str(out) if out else "stdout", fmt)
+    if summary_path is not None:
+        files.write_output(summary_path, json.dumps(summary, indent=2) + "\n")
+    if stats.output_error is not None and stats.output_closed:
+        _quiet_stdout()
+        sys.exit(EXIT_PIPE_CLOSED)
+    if not quiet or stats.files_failed or stats.output_error:
+        _print_summary(stats, cfg)
+    if stats.interrupted:
+        sys.exit(EXIT_INTERRUPTED)
+    if stats.output_error is not None:
+        raise FrsError(stats.output_error)
+    if stats.files_ok + stats.files_partial + stats.files_resumed == 0:
+        sys.exit(EXIT_FAILURE)
+    sys.exit(EXIT_PARTIAL if stats.files_failed else EXIT_OK)
+
+
+def _workers(asked: int | None, scheduler: str | None, verbose: bool) -> int:
+    """Worker processes: all cores by default, never more than the cores there are for a
+    pool here (each more is ~55 MB and no faster); a Dask cluster's are its own."""
+    cores = _default_workers()
+    if asked is None:
+        return cores
+    if scheduler is None and asked > cores:
+        if verbose:
+            click.echo(f"note: --workers {asked}: {cores} used, one per core", err=True)
+        return cores
+    return asked
+
+
+def _check_scan_paths(
+    cfg: Any, out: Path | None, summary_path: Path | None, crops_dir: Path | None
+) -> None:
+    """Before any work: no output is a file the scan reads (the watchlist and its files,
+    the footage) or another output, and each output's folder exists."""
+    from frs_cli import inputs
+    from frs_cli.resume import journal_path
+    from frs_cli.watchlist import watchlist_files
+
+    read = watchlist_files(cfg.watchlist)
+    read += [
+        ("footage", Path(c.path))
+        for c in inputs.discover(cfg.inputs)
+        if isinstance(c, inputs.Candidate)
+    ]
+    outputs = {"--out": out, "--summary": summary_path}
+    if out is not None:
+        outputs["the journal of --out"] = journal_path(out)
+    files.check_outputs(outputs, read)
+    if crops_dir is not None and any(
+        files.same_file(crops_dir, path) for _, path in read if path.is_dir()
+    ):
+        raise UsageError(f"--crops {printable(str(crops_dir))} is a folder the scan reads")
+
+
+def _executor(scheduler: str | None, workers: int, model: str) -> Any:
+    from frs_cli.executors import make_executor
+
+    return make_executor(workers, model, scheduler)
+
+
+def _check_resume(out: Path | None, fmt: str) -> None:
+    if out is None:
+        raise UsageError("--resume needs --out FILE: the output of the scan to continue")
+    if not _regular(out):
+        raise UsageError(f"--resume needs --out to be a regular file; {out} is not")
+    if fmt == "json":
+        raise UsageError("--resume works with --format csv or jsonl (a JSON array cannot grow)")
+
+
+def _journal(out: Path | None, fmt: str, resume: bool, cfg: Any, wl_fingerprint: Any) -> Any:
+    """The resume journal for --out files (csv, jsonl); None for stdout and json."""
+    from frs_cli.resume import Journal, settings_key
+
+    if out is None or fmt == "json" or not _regular(out):
+        return None  # stdout, a JSON array, or a device or pipe: nothing to resume from
+    settings = {
+        "format": fmt,
+        "rule": cfg.rule.to_dict(),
+        "analysis": dataclasses.asdict(cfg.analysis),
+        "detections": cfg.detections,
+        "unmatched": cfg.unmatched,
+        "watchlist": wl_fingerprint,
+    }
+    return Journal.start(out, settings_key(settings), resume and out.exists())
+
+
+def _regular(path: Path) -> bool:
+    """A regular file, or none yet (one will be created); not /dev/null, a FIFO, a tty."""
+    import stat
+
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+
+
+def _output(out: Path | None, keep: int = 0) -> files.Output:
+    """stdout, or OUT (files.Output.open: replaced, or with `keep` > 0 cut back to it)."""
+    if out is None:
+        return files.Output.stdout(sys.stdout)
+    try:
+        return files.Output.open(out, keep)
+    except OSError as err:
+        raise FrsError(f"cannot write {printable(str(out))}: {err.strerror or err}") from None
+
+
+def _scan_to(
+    output: files.Output,
+    fmt: str,
+    cfg: Any,
+    wl: Any,
+    executor: Any,
+    events: Any,
+    journal: Any,
+    crops_dir: Path | None,
+    stats: Any,
+) -> None:
+    """Run the scan, committing each file's rows to `output` whole. A full disk or a
+    closed pipe stops the scan (`stats.output_error`); the rows before stay whole."""
+    import io
+
+    from frs_cli import views, writers
+    from frs_cli.scanning import FileOutcome, run_scan
+
+    columns: tuple[str, ...]
+    if cfg.detections:
+        columns = writers.DETECTION_COLUMNS
+    elif crops_dir is not None:
+        columns = writers.REVIEW_COLUMNS
+        try:
+            crops_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as err:
+            raise FrsError(f"cannot create {crops_dir}: {err.strerror}") from None
+    else:
+        columns = writers.APPEARANCE_COLUMNS
+    pending = io.StringIO()  # one file's rows, until they are committed together
+    if fmt == "csv":
+        writer: writers.Writer = writers.CsvWriter(pending, columns, header=output.offset == 0)
+    else:
+        writer = writers.WRITERS[fmt](pending, columns)
+
+    def commit() -> None:
+        try:
+            output.commit(pending.getvalue())
+        except OSError as err:
+            closed = isinstance(err, BrokenPipeError)
+            where = printable(output.name)
+            raise OutputError(
+                f"cannot write {where}: {err.strerror or err}; the scan stopped, and the rows "
+                "of the files before are complete",
+                closed=closed,
+            ) from None
+        finally:
+            pending.seek(0)
+            pending.truncate()
+
+    def emit(outcome: FileOutcome) -> None:
+        before = writer.rows
+        for appearance in outcome.appearances:
+            if cfg.detections:
+                rows = writers.detection_rows(appearance)
+            elif crops_dir is not None:
+                crop, view = views.save_views(crops_dir, appearance)
+                rows = [writers.review_row(appearance, crop, view)]
+            else:
+                rows = [writers.appearance_row(appearance)]
+            for row in rows:
+                writer.write(row)
+        commit()
+        if journal is not None:
+            journal.record(outcome.path, writer.rows - before, output)
+
+    skip = (lambda path: path in journal.done) if journal is not None else None
+    try:
+        run_scan(cfg, wl, executor, emit, events, skip, stats)
+        writer.close()
+        commit()
+    except OutputError as err:
+        stats.output_error, stats.output_closed = str(err), err.closed
+    finally:
+        output.close()
+
+
+def _print_summary(stats: Any, cfg: Any) -> None:
+    from frs_cli import calibration
+    from frs_cli.scanning import PRECISION_NOTE
+    from frs_cli.timecode import format_tc
+
+    speed = float(stats.footage_s) / stats.wall_s if stats.wall_s else 0.0
+    lines = [
+        f"scanned {stats.files_ok} file(s), {format_tc(stats.footage_s)} of footage in "
+        f"{stats.wall_s:.1f} s ({speed:.1f}x real time); {stats.files_failed} failed",
+        f"{stats.frames_analysed} frames analysed, {stats.faces} face detections in "
+        f"{stats.tracks} faces followed (tracks), {stats.alerts} alerts (matched appearances), "
+        f"{1000 * stats.alerts / stats.tracks if stats.tracks else 0:.1f} per 1,000 faces, "
+        f"against {stats.watchlist_identities} identities ({stats.watchlist_faces} faces)",
+        *calibration.summary_lines(cfg.rule, stats.looks),
+    ]
+    derived = [i["path"] for i in stats.inputs if "times" in i]
+    if derived:
+        lines.append(
+            f"times derived from the frame rate, not read from the file, for {len(derived)} "
+            f"file(s) without timestamps: {', '.join(derived[:3])}{' ...' if len(derived) > 3 else ''}"
+        )
+    for line in lines:
+        click.echo(line, err=True)
+    click.echo(PRECISION_NOTE, err=True)
