@@ -89,20 +89,21 @@ def compositions(names: np.ndarray, swap: bool) -> dict[str, dict[str, object]]:
 
 
 def search(vectors, names, gallery, cohort, probes):
-    """Per probe: the nearest listed identity, its distance d1, and the nearest other
-    identity or cohort face d2 (the margin is d2 - d1)."""
+    """Per probe: the nearest listed identity, its distance d1, and the reference of the
+    identities and cohort faces after it, as frs scan measures its margin to."""
     g_names = names[gallery]
     ids, inverse = np.unique(g_names, return_inverse=True)
     d = distances(vectors[probes], vectors[gallery])
     per_id = np.full((len(probes), len(ids)), np.inf)
     np.minimum.at(per_id.T, inverse, d.T)  # nearest face of each identity
-    order = np.argsort(per_id, axis=1)[:, :2]
-    rows = np.arange(len(probes))
-    d1 = per_id[rows, order[:, 0]]
-    d2 = per_id[rows, order[:, 1]] if len(ids) > 1 else np.full(len(probes), np.inf)
+    k = calibration.MARGIN_IDENTITIES
+    near = np.sort(per_id, axis=1)[:, : k + 1]
     if len(cohort):
-        d2 = np.minimum(d2, distances(vectors[probes], vectors[cohort]).min(axis=1))
-    return ids[order[:, 0]], d1, d2
+        faces = np.sort(distances(vectors[probes], vectors[cohort]), axis=1)[:, :k]
+        near = np.concatenate([near[:, :1], np.sort(np.concatenate([near[:, 1:], faces], 1), 1)], 1)
+    d1 = near[:, 0]
+    ref = np.array([calibration.reference(row[1:].tolist()) for row in near])
+    return ids[np.argmin(per_id, axis=1)], d1, ref
 
 
 def rates(vectors, names, comp, rule, groups=None):
@@ -219,7 +220,7 @@ def levers(names, vectors, flipped, split: bool) -> None:
     np.fill_diagonal(dg, np.nan)
     mu, sd = np.nanmean(dg, axis=1), np.nanstd(dg, axis=1)  # one photo per identity
 
-    def scores(probes, gallery_vectors, z=False):
+    def scores(probes, gallery_vectors, z=False, k=1):
         d = distances(vectors[probes], gallery_vectors)
         if gallery_vectors.shape[0] != len(gallery):  # original + mirrored, per identity
             d = np.minimum(d[:, : len(gallery)], d[:, len(gallery) :])
@@ -227,17 +228,20 @@ def levers(names, vectors, flipped, split: bool) -> None:
             d = (d - mu[None, :]) / sd[None, :]
         per = np.full((len(probes), len(ids)), np.inf)
         np.minimum.at(per.T, inverse, d.T)
-        order = np.argsort(per, axis=1)[:, :2]
-        rows = np.arange(len(probes))
-        who = ids[order[:, 0]]
-        return per[rows, order[:, 0]], per[rows, order[:, 1]], who == names[probes]
+        near = np.sort(per, axis=1)
+        who = ids[np.argmin(per, axis=1)]
+        return near[:, 0], near[:, 1 : 1 + k].mean(axis=1), who == names[probes]
 
     non, mated = np.array(comp["non_mated"]), np.array(comp["mated"])
     both = np.concatenate([vectors[gallery], flipped[gallery]])
-    for what, gv, z in (("plain", vectors[gallery], False), ("+ mirrored enrolment", both, False),
-                        ("per-identity Z-score", vectors[gallery], True)):  # fmt: skip
-        n1, n2, _ = scores(non, gv, z)
-        best = oracle((n1, n2), scores(mated, gv, z))
+    variants = [("margin to the next identity", vectors[gallery], False, 1)]
+    variants += [(f"margin to the mean of the next {k}", vectors[gallery], False, k)
+                 for k in (2, 4, 8, 16)]  # fmt: skip
+    variants += [("+ mirrored enrolment", both, False, 1),
+                 ("per-identity Z-score", vectors[gallery], True, 1)]  # fmt: skip
+    for what, gv, z, k in variants:
+        n1, n2, _ = scores(non, gv, z, k)
+        best = oracle((n1, n2), scores(mated, gv, z, k))
         print(
             f"  {what}: FNIR {best[0]:.3f} at FPIR {best[1]:.4f} (t {best[2]:.3f}, m {best[3]:.3f})"
         )

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from frs_cli import files, images
+from frs_cli import calibration, files, images
 from frs_cli.enroll import PhotoJob, PhotoResult
 from frs_cli.errors import FrsError, UsageError
 
@@ -56,6 +56,10 @@ class Search:
     rank1_distance: float
     second_distance: float = float("inf")  # the nearest other gallery identity
     cohort_distance: float = float("inf")  # the nearest cohort face (--cohort)
+    # What frs scan's margin is measured to (calibration.reference): the mean distance of
+    # the next identities after the nearest, without and with the cohort's faces.
+    reference: float = float("inf")
+    reference_cohort: float = float("inf")
     fused: bool = False  # the probe is the mean of two encodings of one person
 
 
@@ -114,7 +118,6 @@ def run_evaluation(
     limit: int | None = None,
     cohort: Path | None = None,
 ) -> Report:
-    from frs_cli import calibration
     from frs_cli.enroll import encode_photos
 
     people = dataset_identities(dataset)
@@ -209,15 +212,23 @@ def _search(
         return Search(identity, photo, mated, None, float("inf"), fused=fused)
     dist = np.linalg.norm(gallery - vec, axis=1)
     best = int(np.argmin(dist))
-    others = dist[labels != labels[best]]
+    # Each other identity at its nearest photo, nearest first; each cohort face its own.
+    per: dict[str, float] = {}
+    for i in np.argsort(dist, kind="stable"):
+        per.setdefault(str(labels[i]), float(dist[i]))
+    others = [d for name, d in per.items() if name != str(labels[best])]
+    near_cohort = np.sort(np.linalg.norm(cohort - vec, axis=1)) if len(cohort) else np.empty(0)
+    with_cohort = sorted([*others, *near_cohort[: calibration.MARGIN_IDENTITIES].tolist()])
     return Search(
         identity,
         photo,
         mated,
         str(labels[best]),
         float(dist[best]),
-        float(others.min()) if len(others) else float("inf"),
-        float(np.linalg.norm(cohort - vec, axis=1).min()) if len(cohort) else float("inf"),
+        others[0] if others else float("inf"),
+        float(near_cohort[0]) if len(near_cohort) else float("inf"),
+        calibration.reference(others),
+        calibration.reference(with_cohort),
         fused,
     )
 
@@ -228,7 +239,8 @@ def _hit(s: Search, threshold: float) -> bool:
 
 
 def _competitor(s: Search, cohort: bool) -> float:
-    return min(s.second_distance, s.cohort_distance) if cohort else s.second_distance
+    """What the margin is measured to, as frs scan measures it (calibration.reference)."""
+    return s.reference_cohort if cohort else s.reference
 
 
 def rule_rates(

@@ -117,7 +117,7 @@ pre#export{background:#f6f6f6;padding:.5em;white-space:pre-wrap}
 <h1>{{TITLE}}</h1>
 <div class="note">Every row is a <b>candidate</b>, not an identification: a person must
 compare the faces and decide. Distance: lower is closer (frs matches at or below its
-tolerance, 0.6 by default). Margin: how much farther the next-closest identity was.</div>
+tolerance, 0.6 by default). Margin: how much farther the next identities were (the mean of the next 8).</div>
 <div class="controls">
 <label>Identity <select id="f-identity"><option value="">all</option></select></label>
 <label>Distance at most <input id="f-maxdist" type="number" step="0.01" min="0" max="2" value="2"></label>

@@ -33,22 +33,31 @@ def test_leave_identity_out_and_leave_one_photo_out_on_known_distances():
     labels = np.array([0, 0, 1, 2, 3])
     c = cal.calibrate(labels, cal.exact_knn(on_a_line([0.0, 0.32, 0.45, 0.9, 1.3])))
     assert (c.identities, c.faces, c.lio_searches, c.lopo_searches) == (4, 5, 5, 2)
-    # Leave-identity-out, (nearest other identity, next one) per face: 0.0 -> (0.45,
-    # 0.9); 0.32 -> (0.13, 0.58); 0.45 -> (0.13, 0.45); 0.9 -> (0.4, 0.45); 1.3 -> (0.4, 0.85).
+    # Leave-identity-out, per face: (the nearest other identity, the reference = the mean
+    # of the identities after it, at most MARGIN_IDENTITIES): 0.0 -> (0.45, mean(0.9,
+    # 1.3) = 1.1); 0.32 -> (0.13, 0.78); 0.45 -> (0.13, mean(0.45, 0.85) = 0.65);
+    # 0.9 -> (0.4, mean(0.45, 0.58) = 0.515); 1.3 -> (0.4, 0.915). Margins 0.65, 0.65,
+    # 0.52, 0.115, 0.515: all at least 0.1.
     fpir = {
-        (t, m): c.fpir[cell(t, m)[0]][cell(t, m)[1]] for t in (0.3, 0.42, 0.46) for m in (0.0, 0.1)
+        (t, m): c.fpir[cell(t, m)[0]][cell(t, m)[1]]
+        for t in (0.3, 0.42, 0.46)
+        for m in (0.0, 0.1, 0.12)
     }
     assert fpir == pytest.approx(
-        {(0.3, 0.0): 2 / 5, (0.3, 0.1): 2 / 5, (0.42, 0.0): 4 / 5, (0.42, 0.1): 3 / 5,
-         (0.46, 0.0): 1.0, (0.46, 0.1): 4 / 5}
+        {(0.3, 0.0): 2 / 5, (0.3, 0.1): 2 / 5, (0.3, 0.12): 2 / 5,
+         (0.42, 0.0): 4 / 5, (0.42, 0.1): 4 / 5, (0.42, 0.12): 3 / 5,
+         (0.46, 0.0): 1.0, (0.46, 0.1): 1.0, (0.46, 0.12): 4 / 5}
     )  # fmt: skip
-    # Leave-one-photo-out, identity 0: the photo at 0.0 has its mate at 0.32 and the
-    # next identity at 0.45 (margin 0.13); the one at 0.32 is nearer identity 1 (0.13)
-    # than its mate: always a miss.
-    fnir = {(t, m): c.fnir[cell(t, m)[0]][cell(t, m)[1]] for t in (0.31, 0.35) for m in (0.1, 0.14)}
+    # Leave-one-photo-out, identity 0: the photo at 0.0 has its mate at 0.32, the next
+    # identity at 0.45 and the reference of the others mean(0.45, 0.9, 1.3) = 0.883
+    # (margin 0.563); the one at 0.32 is nearer identity 1 (0.13) than its mate: always
+    # a miss, whatever the margin.
+    fnir = {(t, m): c.fnir[cell(t, m)[0]][cell(t, m)[1]] for t in (0.31, 0.35) for m in (0.1, 0.2)}
     assert fnir == pytest.approx(
-        {(0.31, 0.1): 1.0, (0.31, 0.14): 1.0, (0.35, 0.1): 0.5, (0.35, 0.14): 1.0}
+        {(0.31, 0.1): 1.0, (0.31, 0.2): 1.0, (0.35, 0.1): 0.5, (0.35, 0.2): 0.5}
     )
+    assert cal.reference([0.45, 0.9, 1.3]) == pytest.approx(2.65 / 3)
+    assert cal.reference([0.1 * k for k in range(1, 20)]) == pytest.approx(0.45)  # first 8
 
 
 def test_without_second_photos_fnir_comes_from_the_same_person_table():

@@ -157,8 +157,10 @@ def test_lfw_subset_counts_match_an_independent_computation(tmp_path):
                 continue
             d = np.linalg.norm(matrix - vec, axis=1)
             top, dist = names[int(np.argmin(d))], float(d.min())
-            second = float(np.sort(d)[1])  # one photo per identity in this gallery
-            passes = dist <= t and second - dist >= m
+            # One photo per identity in this gallery: the margin is to the mean of the
+            # next eight identities' distances.
+            ref = float(np.mean(np.sort(d)[1:9]))
+            passes = dist <= t and ref - dist >= m
             if kind == "mated":
                 rank1_hits += top == person
                 misses += not (top == person and dist <= 0.6)

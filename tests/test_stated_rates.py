@@ -25,7 +25,8 @@ def split(names: list[str]):
 
 
 def measure(vectors, names, gallery, cohort, mated, non_mated, rule):
-    """(FPIR, FNIR) of `rule` on real searches, each face nearest per identity."""
+    """(FPIR, FNIR) of `rule` on real searches, each identity at its nearest photo, the
+    margin to the reference of the identities (and cohort faces) after the nearest."""
     g = np.array(names)[gallery]
     ids, inverse = np.unique(g, return_inverse=True)
     out = []
@@ -35,10 +36,13 @@ def measure(vectors, names, gallery, cohort, mated, non_mated, rule):
         np.minimum.at(per.T, inverse, d.T)
         order = np.argsort(per, axis=1)
         rows = np.arange(len(probes))
-        d1, d2 = per[rows, order[:, 0]], per[rows, order[:, 1]]
+        d1 = per[rows, order[:, 0]]
+        others = np.sort(per, axis=1)[:, 1:]
         if len(cohort):
-            d2 = np.minimum(d2, distances(vectors[probes], vectors[cohort]).min(axis=1))
-        alert = (d1 <= rule.threshold) & (d2 - d1 >= rule.margin)
+            faces = np.sort(distances(vectors[probes], vectors[cohort]), axis=1)
+            others = np.sort(np.concatenate([others, faces], axis=1), axis=1)
+        ref = np.array([cal.reference(row.tolist()) for row in others])
+        alert = (d1 <= rule.threshold) & (ref - d1 >= rule.margin)
         right = ids[order[:, 0]] == np.array(names)[probes]
         out.append(alert if probes is non_mated else alert & right)
     return float(out[0].mean()), float(1 - out[1].mean())

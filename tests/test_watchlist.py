@@ -30,8 +30,10 @@ def test_search_groups_by_identity_and_reports_margin(tmp_path):
         matches = wl.search(v[3] + 0.001)
         assert matches[0].identity == "id1"
         assert matches[0].distance == pytest.approx(np.linalg.norm(np.full(128, 0.001)), rel=1e-3)
-        others = [np.linalg.norm(v[i] - v[3] - 0.001) for i in (0, 1, 4, 5)]
-        assert matches[0].margin == pytest.approx(min(others) - matches[0].distance, rel=1e-4)
+        # The margin is to the reference: the mean of the other identities' nearest photos.
+        d = [float(np.linalg.norm(v[i] - v[3] - 0.001)) for i in range(6)]
+        others = [min(d[0], d[1]), min(d[4], d[5])]
+        assert matches[0].margin == pytest.approx(np.mean(others) - matches[0].distance, rel=1e-4)
 
 
 def test_index_path_matches_exact_search_and_is_a_checked_cache(tmp_path):
@@ -93,12 +95,12 @@ def test_views_of_one_face_are_judged_on_their_mean_distance(tmp_path, exact):
         one = wl.match_views(on_a_line(0.3))
         assert one == wl.search(on_a_line(0.3))[0]
         # Views at 0.3, 0.45 and 0.7: the mean to a's nearest photo is (0.25 + 0.4 + 0.65)
-        # / 3; to b (0.7 + 0.55 + 0.3) / 3. The margin is to the nearest other than a in
-        # each view (b everywhere here), averaged.
+        # / 3; to b (0.7 + 0.55 + 0.3) / 3. The margin is to each view's reference of the
+        # identities other than a (b and c: 1.7, 1.55, 1.3), averaged.
         m = wl.match_views(on_a_line(0.3, 0.45, 0.7))
         assert m is not None and (m.identity, m.second) == ("a", "b")
         assert m.distance == pytest.approx(1.3 / 3, abs=1e-5)
-        assert m.margin == pytest.approx(1.55 / 3 - 1.3 / 3, abs=1e-5)
+        assert m.margin == pytest.approx((1.7 + 1.55 + 1.3) / 3 - 1.3 / 3, abs=1e-5)
         # Nearest of the views would name a at 0.10 here; on the mean b is nearer.
         m = wl.match_views(on_a_line(0.9, 0.8, 0.15))
         assert m is not None and m.identity == "b"

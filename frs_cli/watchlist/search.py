@@ -1,74 +1,119 @@
 """Searching: the nearest identity of a face (grouping several photos of one person),
-the margin to the next identity or cohort face, and one decision for the several views of
-one face followed through footage."""
+the margin to the next identities and cohort faces, and one decision for the several
+views of one face followed through footage.
+
+The margin is measured to the *reference*: the mean distance of the next
+`calibration.MARGIN_IDENTITIES` (8) identities or cohort faces after the nearest
+identity (`calibration.reference`), which is steadier than the next one alone."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
+from frs_cli.calibration import MARGIN_IDENTITIES, reference
 from frs_cli.records import Match
-
-if TYPE_CHECKING:
-    pass
-
 from frs_cli.watchlist.index import NEIGHBOURS, Indexed
 
 COHORT_NAME = "(cohort)"  # second_identity when a cohort face was the nearest other: no
 # name or photo of a cohort person ever reaches a row
+
+Neighbours = list[tuple[str, float]]  # (identity or COHORT_NAME, distance), nearest first
 
 
 class Searchable(Indexed):
     """The store, its index, and the searches."""
 
     def search(self, queries: np.ndarray) -> list[Match | None]:
-        """Per query vector: the nearest identity, its distance, and the margin to the
-        nearest *other* identity or cohort face. None when the watchlist is empty."""
-        matches = self._search_watchlist(queries)
-        cohort = self.cohort
-        if not len(cohort):
-            return matches
-        from frs_cli.encode import distances
+        """Per query vector: the nearest identity, its distance, and the margin (the
+        reference of the identities and cohort faces after it, minus the distance).
+        None when the watchlist is empty."""
+        return [self._match(near) for near in self.neighbours(queries)]
 
-        nearest = distances(np.atleast_2d(queries), cohort).min(axis=1)
-        out: list[Match | None] = []
-        for m, c in zip(matches, nearest, strict=True):
-            if m is not None and float(c) < m.distance + m.margin:
-                # A face of someone not on the list is the nearest other: the margin is
-                # to it (negative when it is nearer than the best identity).
-                m = Match(m.identity, m.distance, float(c) - m.distance, COHORT_NAME)
-            out.append(m)
+    @staticmethod
+    def _match(near: Neighbours, first: str | None = None) -> Match | None:
+        """The match for `first` (default: the nearest listed identity) among `near`."""
+        listed = [(n, d) for n, d in near if n != COHORT_NAME]
+        if not listed:
+            return None
+        if first is None:
+            first = listed[0][0]
+        distance = next(d for n, d in near if n == first)
+        others = [(n, d) for n, d in near if n != first]
+        second = others[0][0] if others else None
+        return Match(first, distance, reference([d for _, d in others]) - distance, second)
+
+    def neighbours(self, queries: np.ndarray) -> list[Neighbours]:
+        """Per query: the nearest `MARGIN_IDENTITIES` + 1 identities (each at its nearest
+        photo) and cohort faces (each its own), nearest first. From the index's
+        `NEIGHBOURS` faces when the watchlist is large: fewer when one person's photos
+        fill them."""
+        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        self._load()
+        assert self._labels is not None
+        found: list[Neighbours] = [[] for _ in queries]
+        if self.size:
+            if self.size < self.exact_limit:
+                vectors = self.vectors
+                for q, query in enumerate(queries):
+                    d = np.linalg.norm(vectors - query, axis=1)  # exact, as rows print it
+                    found[q] = self._distinct(np.argsort(d, kind="stable"), d, self._labels)
+            else:
+                index = self.index()
+                k = min(NEIGHBOURS, self.size)
+                ids, squared = index.knn_query(queries, k=k)
+                assert self._face_ids is not None
+                pos = np.searchsorted(self._face_ids, ids.astype(np.int64))
+                dist = np.sqrt(np.maximum(squared, 0))
+                for q in range(len(queries)):
+                    found[q] = self._distinct(np.arange(k), dist[q], self._labels[pos[q]])
+        cohort = self.cohort
+        if len(cohort):
+            from frs_cli.encode import distances
+
+            near = np.sort(distances(queries, cohort), axis=1)[:, : MARGIN_IDENTITIES + 1]
+            for q in range(len(queries)):
+                merged = found[q] + [(COHORT_NAME, float(c)) for c in near[q]]
+                found[q] = sorted(merged, key=lambda e: e[1])[: MARGIN_IDENTITIES + 1]
+        return found
+
+    def _distinct(self, order: np.ndarray, dist: np.ndarray, labels: np.ndarray) -> Neighbours:
+        out: Neighbours = []
+        seen: set[int] = set()
+        for i in order:
+            label = int(labels[i])
+            if label in seen:
+                continue
+            seen.add(label)
+            out.append((self._names[label], float(dist[i])))
+            if len(out) > MARGIN_IDENTITIES:
+                break
         return out
 
     def match_views(self, views: np.ndarray) -> Match | None:
         """One decision for several views of one face (a track's encodings): the identity
         whose faces are nearest on average over the views, that mean distance, and the
-        margin to the mean over the views of the nearest *other* identity or cohort face
-        in each view (a lower bound of any other identity's mean: the margin is never
-        overstated). One view gives what `search` gives. Averaging the views' distances
-        keeps a face of someone not on the list from alerting more often than one view
-        does (on lfw-dev: FPIR 0.085 -> 0.053 -> 0.046 for 1, 2, 3 photos of each
-        unlisted person at t 0.52, m 0.04, where the nearest of the views gave 0.085 ->
-        0.112 -> 0.092), while a listed face is missed less often (0.229 -> 0.146 -> 0.126);
-        docs/accuracy.md."""
+        margin to the mean over the views of each view's reference of the identities
+        and cohort faces other than it. One view gives what `search` gives. Averaging
+        the views' distances keeps a face of someone not on the list from alerting more
+        often than one view does (on lfw-dev: FPIR 0.085 -> 0.053 -> 0.046 for 1, 2, 3
+        photos of each unlisted person at t 0.52, m 0.04, where the nearest of the views
+        gave 0.085 -> 0.112 -> 0.092), while a listed face is missed less often (0.229 ->
+        0.146 -> 0.126); docs/accuracy.md."""
         views = np.atleast_2d(np.asarray(views, dtype=np.float32))
-        matches = self.search(views)
-        if any(m is None for m in matches):
+        near = self.neighbours(views)
+        firsts = {m.identity for m in (self._match(n) for n in near) if m is not None}
+        if not firsts:
             return None
-        found = [m for m in matches if m is not None]
-        if len(found) == 1:
-            return found[0]
-        candidates = sorted({m.identity for m in found})
-        means = {name: float(self.identity_distances(views, name).mean()) for name in candidates}
-        first = min(candidates, key=lambda name: (means[name], name))
-        others = [m.distance if m.identity != first else m.distance + m.margin for m in found]
-        second = float(np.mean(others))
-        runner = min((n for n in candidates if n != first), key=lambda n: means[n], default=None)
+        if len(views) == 1:
+            return self._match(near[0])
+        means = {name: float(self.identity_distances(views, name).mean()) for name in firsts}
+        first = min(firsts, key=lambda name: (means[name], name))
+        refs = [reference([d for n, d in view if n != first]) for view in near]
+        runner = min((n for n in firsts if n != first), key=lambda n: means[n], default=None)
         if runner is None:
-            named = [m.second for m in found if m.identity == first and m.second]
-            runner = max(set(named), key=named.count) if named else None
-        return Match(first, means[first], second - means[first], runner)
+            named = [next((n for n, _ in view if n != first), None) for view in near]
+            runner = max(set(named) - {None}, key=named.count, default=None)
+        return Match(first, means[first], float(np.mean(refs)) - means[first], runner)
 
     def identity_distances(self, views: np.ndarray, name: str) -> np.ndarray:
         """Per view: the distance to the nearest enrolled face of identity `name`."""
@@ -82,40 +127,3 @@ class Searchable(Indexed):
         else:
             faces = np.asarray(self.index().get_items(self._face_ids[mine]), np.float32)
         return distances(views, faces).min(axis=1)
-
-    def _search_watchlist(self, queries: np.ndarray) -> list[Match | None]:
-        self._load()
-        assert self._labels is not None
-        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
-        if self.size == 0:
-            return [None] * len(queries)
-        if self.size < self.exact_limit:
-            vectors = self.vectors
-            out: list[Match | None] = []
-            for q in queries:
-                dist = np.linalg.norm(vectors - q, axis=1)
-                out.append(self._best_two(dist, self._labels))
-            return out
-        index = self.index()
-        k = min(NEIGHBOURS, self.size)
-        found, squared = index.knn_query(queries, k=k)
-        assert self._face_ids is not None
-        positions: np.ndarray = np.searchsorted(self._face_ids, found.astype(np.int64))
-        return [
-            self._best_two(np.sqrt(np.maximum(squared[i], 0)), self._labels[positions[i]])
-            for i in range(len(queries))
-        ]
-
-    def _best_two(self, dist: np.ndarray, labels: np.ndarray) -> Match:
-        # Best distance per identity, so several photos of one person cannot hide the
-        # second-best identity. From the index's k neighbours, when all k are the best
-        # identity, the k-th distance stands in for the second: a lower bound.
-        order = np.argsort(dist, kind="stable")
-        first = labels[order[0]]
-        best = float(dist[order[0]])
-        runner = next((i for i in order if labels[i] != first), None)
-        second = float(dist[runner]) if runner is not None else float(dist[order[-1]])
-        if len(order) == 1:
-            second = float("inf")
-        name = self._names[labels[runner]] if runner is not None else None
-        return Match(self._names[first], best, second - best, name)
