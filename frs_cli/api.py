@@ -13,12 +13,13 @@ import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from frs_cli.errors import FrsError
 from frs_cli.executors import make_executor
 from frs_cli.records import AnalysisConfig, Appearance, Segment, SegmentResult
 from frs_cli.scanning import Events
+from frs_cli.wallclock import ClockOptions
 from frs_cli.watchlist import EnrolReport
 from frs_cli.watchlist import Watchlist as Store
 
@@ -62,7 +63,7 @@ class Scan:
     def __init__(
         self,
         footage: Sequence[str | Path],
-        watchlist: str | Path,
+        watchlist: str | Path | Store,
         fpir: float | None,
         tolerance: float | None,
         workers: int | None,
@@ -70,15 +71,19 @@ class Scan:
         on_progress: Callable[[Progress], None] | None,
         analysis: AnalysisConfig,
         unmatched: bool,
+        clock: ClockOptions | None = None,
     ):
         from frs_cli.scanning import ScanConfig
 
+        # An open watchlist is used as it is (and left open); a path is opened and closed.
+        self._store = watchlist if isinstance(watchlist, Store) else None
         self.config = ScanConfig(
             inputs=tuple(str(f) for f in footage),
-            watchlist=Path(watchlist),
+            watchlist=watchlist.path if isinstance(watchlist, Store) else Path(watchlist),
             analysis=analysis,
             workers=workers or _cores(),
             unmatched=unmatched,
+            clock=clock or ClockOptions(),
         )
         self.fpir, self.tolerance = fpir, tolerance
         self.scheduler = scheduler
@@ -95,7 +100,6 @@ class Scan:
 
     def _run(self) -> Iterator[Appearance]:
         from frs_cli import models, scanning
-        from frs_cli.watchlist import Watchlist
 
         cfg = self.config
         scanning.check_rule_options(self.fpir, self.tolerance, cfg.analysis)
@@ -105,7 +109,7 @@ class Scan:
         finished = False
         try:
             model_id = models.encoder_model_id()
-            with Watchlist.open(cfg.watchlist, model_id) as wl:
+            with self._opened(model_id) as wl:
                 if wl.size == 0:
                     raise FrsError(f"the watchlist {cfg.watchlist} is empty; enrol photos first")
                 fingerprint = wl.fingerprint()
@@ -131,10 +135,26 @@ class Scan:
         if stats is not None and stats.interrupted:
             raise KeyboardInterrupt  # iter_scan stopped on Ctrl-C: not a finished scan
 
+    def _opened(self, model_id: str) -> Any:
+        """The watchlist to scan against: the caller's open one, checked to be of this
+        encoder, or the path opened for the scan."""
+        import contextlib
+
+        from frs_cli.errors import WatchlistError
+
+        if self._store is None:
+            return Store.open(self.config.watchlist, model_id)
+        if self._store.model_id != model_id:
+            raise WatchlistError(
+                f"{self._store.path} was made with encoder {self._store.model_id}, not "
+                f"{model_id}; encodings of different models cannot be compared"
+            )
+        return contextlib.nullcontext(self._store)
+
 
 def scan(
     footage: str | Path | Sequence[str | Path],
-    watchlist: str | Path,
+    watchlist: str | Path | Store,
     *,
     fpir: float | None = None,
     tolerance: float | None = None,
@@ -143,27 +163,66 @@ def scan(
     on_progress: Callable[[Progress], None] | None = None,
     analysis: AnalysisConfig | None = None,
     unmatched: bool = False,
+    clock: ClockOptions | None = None,
 ) -> Scan:
     """Search `footage` (files, folders, globs) for the people on `watchlist`.
 
     Returns a `Scan` to iterate for `Appearance` records, the same rows as `frs scan`
-    writes, in the same order. `fpir` (default 0.01) or `tolerance` set the alert rule
-    as `frs scan --fpir/--tolerance` do; `scheduler` runs the work on Dask ("local" or
+    writes, in the same order. `watchlist`: a path, or an open `Watchlist` (left open).
+    `fpir` (default 0.01) or `tolerance` set the alert rule as `frs scan
+    --fpir/--tolerance` do; `clock` (`frs_cli.wallclock.ClockOptions`) says when files
+    started, as `--clock/--start-time/--clock-from-name` do; `scheduler` runs the work on Dask ("local" or
     an address); `on_progress` is called with `Progress` from another thread."""
     if isinstance(footage, str | Path):
         footage = [footage]
     return Scan(
         footage, watchlist, fpir, tolerance, workers, scheduler, on_progress,
-        analysis or AnalysisConfig(), unmatched,
+        analysis or AnalysisConfig(), unmatched, clock,
     )  # fmt: skip
 
 
-def read_results(path: str | Path) -> list[dict[str, Any]]:
+@overload
+def read_results(path: str | Path, records: Literal[False] = False) -> list[dict[str, Any]]: ...
+@overload
+def read_results(path: str | Path, records: Literal[True]) -> list[Appearance]: ...
+def read_results(path: str | Path, records: bool = False) -> list[Any]:
     """The matched rows of a CSV, JSON lines or JSON file written by `frs scan`, as
-    `Appearance.to_dict()` gives them (numbers as numbers, missing values as None)."""
+    `Appearance.to_dict()` gives them (numbers as numbers, missing values as None), or
+    with `records=True` as the `Appearance` records `frs.scan` yields (whose `to_dict()`
+    gives the same rows back; crops, detections and encodings are not in a results file)."""
     from frs_cli.writers import read_rows
 
-    return read_rows(Path(path))
+    rows = read_rows(Path(path))
+    return [_appearance(r) for r in rows] if records else rows
+
+
+def _appearance(row: dict[str, Any]) -> Appearance:
+    import datetime as dt
+    from fractions import Fraction
+
+    from frs_cli.records import Box
+
+    def seconds(key: str) -> Fraction:
+        return Fraction(str(row[key] if row.get(key) is not None else row["start_s"]))
+
+    start = seconds("start_s")
+    wall = row.get("start_wall")
+    return Appearance(
+        source=row["source"],
+        track_id=row.get("track_id") or 0,
+        start_s=start,
+        end_s=seconds("end_s"),
+        best_s=seconds("best_s"),
+        identity=row.get("identity"),
+        distance=row.get("distance"),
+        margin=row.get("margin"),
+        detections=row.get("detections") or 0,
+        box=Box(*(row.get(k) or 0 for k in ("left", "top", "width", "height"))),
+        second_identity=row.get("second_identity"),
+        clock_start=dt.datetime.fromisoformat(wall) - dt.timedelta(seconds=float(start))
+        if wall
+        else None,
+    )
 
 
 def evaluate(

@@ -55,6 +55,7 @@ class VideoInfo:
     keyframe_pos: array | None = None  # byte position of each keyframe: seek by bytes
     derived: str | None = None  # how times were derived when the stream has no timestamps
     stream_note: str | None = None  # which video stream was chosen, when there are several
+    creation_time: str | None = None  # the container's (or stream's) creation_time tag
 
     @property
     def cut_short(self) -> bool:
@@ -207,7 +208,18 @@ def probe(path: str) -> VideoInfo:
             keyframe_pos=array("q", positions) if use_pos and keys else None,
             derived=derived,
             stream_note=note,
+            creation_time=_creation_time(container, stream),
         )
+
+
+def _creation_time(container: Any, stream: Any) -> str | None:
+    """The creation_time tag cameras and phones write (the container's, else the video
+    stream's), as written; frs_cli.wallclock reads it."""
+    for tags in (container.metadata, stream.metadata):
+        value = (tags or {}).get("creation_time")
+        if value:
+            return str(value)
+    return None
 
 
 def choose_stream(container: Any, path: str) -> tuple[Any, str | None]:

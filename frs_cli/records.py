@@ -8,6 +8,7 @@ rotation the container asks for.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -172,6 +173,15 @@ class Appearance:
     second_identity: str | None = None  # the next-nearest identity (the margin is to it)
     face_jpeg: bytes = b""
     frame_jpeg: bytes = b""
+    # The time of day at the file's position 0 (frs_cli.wallclock), None when unknown:
+    # rows then give start_wall and end_wall as well as seconds into the file.
+    clock_start: dt.datetime | None = None
+
+    def wall(self, seconds: Fraction) -> dt.datetime | None:
+        """The time of day `seconds` into the file, to the millisecond (None: unknown)."""
+        if self.clock_start is None:
+            return None
+        return self.clock_start + dt.timedelta(seconds=round_ms(seconds))
 
     def to_dict(self) -> dict[str, Any]:
         """The row `frs scan` writes for this appearance (same keys, rounding, order)."""
@@ -179,18 +189,22 @@ class Appearance:
 
 
 # -- the output schema: the rows frs scan writes (frs_cli.writers writes them) --
-APPEARANCE_COLUMNS = (
+_APPEARANCE = (
     "source", "identity", "start_s", "end_s", "start_tc", "end_tc", "best_s",
     "distance", "detections", "track_id", "left", "top", "width", "height",
     "margin", "second_identity",
 )  # fmt: skip
+# The time of day, after the columns earlier versions wrote (empty: the file's clock is
+# unknown): ISO 8601 with milliseconds and the UTC offset.
+WALL_COLUMNS = ("start_wall", "end_wall")
+APPEARANCE_COLUMNS = (*_APPEARANCE, *WALL_COLUMNS)
 DETECTION_COLUMNS = (
     "source", "frame", "time_s", "timecode", "track_id", "identity", "distance",
-    "left", "top", "width", "height",
+    "left", "top", "width", "height", "time_wall",
 )  # fmt: skip
 
 # With --crops: the review pictures' paths.
-REVIEW_COLUMNS = (*APPEARANCE_COLUMNS, "crop", "frame_view")
+REVIEW_COLUMNS = (*_APPEARANCE, "crop", "frame_view", *WALL_COLUMNS)
 
 Row = dict[str, Any]
 
@@ -217,7 +231,14 @@ def appearance_row(a: Appearance) -> Row:
         "height": a.box.height,
         "margin": _distance(a.margin),
         "second_identity": a.second_identity,
+        "start_wall": _wall(a, a.start_s),
+        "end_wall": _wall(a, a.end_s),
     }
+
+
+def _wall(a: Appearance, seconds: Fraction) -> str | None:
+    moment = a.wall(seconds)
+    return None if moment is None else moment.isoformat(timespec="milliseconds")
 
 
 def review_row(a: Appearance, crop: str | None, frame_view: str | None) -> Row:
@@ -242,6 +263,7 @@ def detection_rows(a: Appearance) -> list[Row]:
             "top": box.top,
             "width": box.width,
             "height": box.height,
+            "time_wall": _wall(a, seconds),
         }
         for frame, seconds, box in a.sightings
     ]

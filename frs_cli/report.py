@@ -35,6 +35,24 @@ def read_results(path: Path) -> list[dict[str, Any]]:
     return read_rows(path)
 
 
+def scan_rule(results: Path, watchlist: Path) -> str | None:
+    """The alert rule of the scan that wrote `results`, from the watchlist's audit trail
+    (its latest scan record whose output is that file), in words; None if not found."""
+    from frs_cli import audit
+    from frs_cli.calibration import Rule
+
+    for entry in reversed(audit.read(watchlist)):
+        output = entry.get("output")
+        if entry.get("command") != "scan" or not isinstance(output, str):
+            continue
+        if files.same_file(output, results) and isinstance(entry.get("rule"), dict):
+            try:
+                return Rule.from_dict(entry["rule"]).describe()
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
 def data_uri(path: str | Path | None, size: int = THUMB) -> str | None:
     if not path:
         return None
@@ -49,8 +67,14 @@ def data_uri(path: str | Path | None, size: int = THUMB) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def build(rows: list[dict[str, Any]], enrolment: dict[str, list[str]], title: str) -> str:
-    """The page. `enrolment` maps identity -> enrolment photo paths."""
+def build(
+    rows: list[dict[str, Any]],
+    enrolment: dict[str, list[str]],
+    title: str,
+    rule: str | None = None,
+) -> str:
+    """The page. `enrolment` maps identity -> enrolment photo paths; `rule` is the scan's
+    alert rule in words (`scan_rule`), None when it is not known."""
     from frs_cli.timecode import format_tc
 
     items = []
@@ -65,6 +89,8 @@ def build(rows: list[dict[str, Any]], enrolment: dict[str, list[str]], title: st
                 "end": r["end_s"],
                 "start_tc": format_tc(r["start_s"]),
                 "end_tc": format_tc(r["end_s"]),
+                "start_wall": r.get("start_wall"),
+                "end_wall": r.get("end_wall"),
                 "distance": r["distance"],
                 "margin": r.get("margin"),
                 "crop": data_uri(r.get("crop"), 200),
@@ -85,7 +111,17 @@ def build(rows: list[dict[str, Any]], enrolment: dict[str, list[str]], title: st
         .replace(">", "\\u003e")
         .replace("&", "\\u0026")
     )
-    return PAGE.replace("{{TITLE}}", html.escape(title)).replace("{{DATA}}", payload)
+    said = (
+        f"this scan alerted at {rule}"
+        if rule
+        else "the rule this scan used is not in the watchlist's audit trail: see the scan's "
+        "--summary or `frs audit`"
+    )
+    return (
+        PAGE.replace("{{TITLE}}", html.escape(title))
+        .replace("{{RULE}}", html.escape(said))
+        .replace("{{DATA}}", payload)
+    )
 
 
 def _shell_quote(text: str) -> str:
@@ -116,8 +152,10 @@ pre#export{background:#f6f6f6;padding:.5em;white-space:pre-wrap}
 </style></head><body>
 <h1>{{TITLE}}</h1>
 <div class="note">Every row is a <b>candidate</b>, not an identification: a person must
-compare the faces and decide. Distance: lower is closer (frs matches at or below its
-tolerance, 0.6 by default). Margin: how much farther the next identities were (the mean of the next 8).</div>
+compare the faces and decide. Distance: lower is closer ({{RULE}}). Margin: how much
+farther the next identities were (the mean of the next 8); none where the watchlist has
+no other identity. Times are seconds into each file, and the time of day where the
+file's clock is known.</div>
 <div class="controls">
 <label>Identity <select id="f-identity"><option value="">all</option></select></label>
 <label>Distance at most <input id="f-maxdist" type="number" step="0.01" min="0" max="2" value="2"></label>
@@ -162,8 +200,8 @@ function build() {
       table.append(el('tr', {class: 'item', id: `row-${i.row}`, 'data-row': i.row, 'data-identity': i.identity, 'data-distance': i.distance},
         el('td', {}, crop || '(no crop: scan with --crops)', img('frame', 'frame', i.frame)),
         el('td', {}, ...(enrolled.length ? enrolled.map(e => e.cloneNode()) : ['(enrolment photo not found)'])),
-        el('td', {}, el('b', {}, i.identity), el('br'), `distance ${fmt(i.distance)}`, el('br'), `margin ${fmt(i.margin)}`),
-        el('td', {}, `${i.start_tc} \\u2013 ${i.end_tc}`, el('br'), i.source, el('br'), el('code', {}, i.ffplay)),
+        el('td', {}, el('b', {}, i.identity), el('br'), `distance ${fmt(i.distance)}`, el('br'), i.margin == null ? 'margin: none (no other identity)' : `margin ${fmt(i.margin)}`),
+        el('td', {}, `${i.start_tc} \\u2013 ${i.end_tc}`, ...(i.start_wall ? [el('br'), el('span', {class: 'wall'}, `${i.start_wall} \\u2013 ${i.end_wall}`)] : []), el('br'), i.source, el('br'), el('code', {}, i.ffplay)),
         el('td', {}, ...radios)));
     }
     groups.append(el('section', {class: 'group', 'data-identity': name}, el('h2', {}, name), table));

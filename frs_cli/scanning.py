@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from frs_cli import calibration, decode, inputs, progress_report
+from frs_cli import calibration, decode, inputs, progress_report, wallclock
 from frs_cli.analyse import analyse_segment
 from frs_cli.calibration import Rule
 from frs_cli.errors import FrsError, InputError, UsageError, internal_error
@@ -44,6 +44,7 @@ class ScanConfig:
     workers: int = 1
     detections: bool = False
     unmatched: bool = False
+    clock: wallclock.ClockOptions = field(default_factory=wallclock.ClockOptions)
 
 
 @dataclass
@@ -57,6 +58,7 @@ class FileOutcome:
     faces: int = 0  # sightings in analysed frames and refined edges
     tracks: int = 0
     looks: list[int] = field(default_factory=list)  # per track: encodings it was matched on
+    clock: wallclock.WallClock | None = None  # the time of day at position 0, if known
 
 
 @dataclass
@@ -138,9 +140,10 @@ def assemble(
     results: list[SegmentResult],
     watchlist: Watchlist,
     cfg: ScanConfig,
+    wall: wallclock.WallClock | None = None,
 ) -> FileOutcome:
     clock = info.clock
-    outcome = FileOutcome(info.path, info)
+    outcome = FileOutcome(info.path, info, clock=wall)
     tracks = join_segments(results, clock.time_base, cfg.analysis.max_gap_s)
     tracks = [t for t in tracks if t.encodings]
     outcome.tracks = len(tracks)
@@ -174,6 +177,7 @@ def assemble(
                 second_identity=found.second,
                 face_jpeg=enc.face_jpeg,
                 frame_jpeg=enc.frame_jpeg,
+                clock_start=wall.start if wall else None,
             )
         )
     # How far decoding got, and why it stopped early if it did. A segment that stopped
@@ -320,6 +324,7 @@ def iter_scan(
 
     counting = _Counter()
     running: dict[str, tuple[decode.VideoInfo, list[Segment]]] = {}
+    clocks: dict[str, wallclock.WallClock | None] = {}
 
     def on_progress(r: progress_report.Report) -> None:
         found = running.get(r.path)
@@ -353,7 +358,7 @@ def iter_scan(
             return info, None
         t0 = time.perf_counter()
         try:
-            outcome = assemble(info, results, watchlist, cfg)
+            outcome = assemble(info, results, watchlist, cfg, clocks.pop(info.path, None))
         except (FrsError, sqlite3.Error, OSError):
             raise  # the watchlist or the output failed: no later file can do better
         except Exception as err:  # noqa: BLE001
@@ -381,6 +386,8 @@ def iter_scan(
         }
         if info.derived:
             entry["times"] = info.derived
+        if outcome.clock is not None:
+            entry["clock"] = outcome.clock.to_dict()
         if outcome.error:
             entry["reason"] = outcome.error
             stats.files_failed += 1
@@ -410,6 +417,14 @@ def iter_scan(
                 report.warning(info.path, info.derived)
             if info.stream_note:
                 report.note(info.path, info.stream_note)
+            clock, disagree = wallclock.resolve(info.path, info.creation_time, cfg.clock)
+            clocks[info.path] = clock
+            for text in disagree:
+                report.warning(info.path, text)
+            if clock is not None:
+                report.note(
+                    info.path, f"clock: {wallclock.iso(clock.start)} at 0 s, from {clock.source}"
+                )
             futures = [executor.submit(analyse_segment, s) for s in segments]
             queue.append((info, segments, futures))
             in_flight += len(segments)

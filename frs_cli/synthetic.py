@@ -86,6 +86,7 @@ def write_clip(
     layout: Sequence[str] = ("video",),
     pts_offset: int = 0,
     gop: int | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> None:
     """Encode `frames` frames. With `pts` (in `time_base`), frames get those times (VFR).
 
@@ -94,12 +95,14 @@ def write_clip(
     a 160x90 copy of the video (a thumbnail track); "subtitle" one ASS line (Matroska);
     "data" one opaque packet (MPEG-TS, like KLV metadata). `pts_offset` is added to every
     video frame's pts (in the stream's time base), e.g. to make timestamps wrap. `gop`:
-    a keyframe every that many frames (default: the encoder's, one in 250 for x264)."""
+    a keyframe every that many frames (default: the encoder's, one in 250 for x264).
+    `metadata`: container tags, e.g. {"creation_time": "2024-03-01T10:00:00Z"}."""
     import av
 
     unknown = set(layout) - set(STREAM_KINDS)
     assert "video" in layout and not unknown, f"bad layout {layout}"
     with av.open(str(path), "w") as out:
+        out.metadata.update(metadata or {})
         streams: dict[str, Any] = {}
         for kind in layout:
             streams[kind] = _add_stream(out, kind, codec, fps, width, height, time_base)

@@ -11,6 +11,7 @@ import time
 import pytest
 from conftest import ROOT, SAMPLE, run_cli
 
+from frs_cli.records import APPEARANCE_COLUMNS
 from frs_cli.synthetic import Shot, write_clip
 
 HOPPER = str(SAMPLE / "Grace_Hopper.jpg")
@@ -137,4 +138,4 @@ def test_ctrl_c_stops_promptly_and_prints_the_summary(demo_watchlist, footage, t
     assert "scanned " in err and "Traceback" not in err
     rows = out.read_text().splitlines()
     assert rows[0].startswith("source,identity")
-    assert all(line.count(",") == 15 for line in rows)  # only whole rows
+    assert all(line.count(",") == len(APPEARANCE_COLUMNS) - 1 for line in rows)  # whole rows

@@ -36,7 +36,7 @@ def test_csv_columns_and_timecodes(demo_watchlist):
     assert reader.fieldnames == [
         "source", "identity", "start_s", "end_s", "start_tc", "end_tc", "best_s",
         "distance", "detections", "track_id", "left", "top", "width", "height",
-        "margin", "second_identity",
+        "margin", "second_identity", "start_wall", "end_wall",
     ]  # fmt: skip
     rows = list(reader)
     hopper = [r for r in rows if r["identity"] == "Grace_Hopper"][0]
@@ -55,7 +55,7 @@ def test_detections_rows_have_exact_frame_numbers(demo_watchlist):
     rows = jsonl(result.stdout)
     assert set(rows[0]) == {
         "source", "frame", "time_s", "timecode", "track_id", "identity", "distance",
-        "left", "top", "width", "height",
+        "left", "top", "width", "height", "time_wall",
     }  # fmt: skip
     for row in rows:
         assert row["time_s"] == pytest.approx(row["frame"] / 25, abs=0.0005)

@@ -1,4 +1,6 @@
 import csv
+import dataclasses
+import datetime as dt
 import io
 import json
 from fractions import Fraction
@@ -47,8 +49,14 @@ def test_csv_appearance_row_exact():
     assert text == (
         ",".join(APPEARANCE_COLUMNS) + "\n"
         "cam 1.mp4,Ada_Lovelace,1.001,3.500,00:00:01.001,00:00:03.500,2.000,0.4123,12,3,10,20,30,31,"
-        "0.2,Charles_Babbage\n"
+        "0.2,Charles_Babbage,,\n"
     )
+    # With the file's clock known, the time of day at start_s and end_s, to the ms.
+    at = dt.datetime(2024, 3, 1, 10, tzinfo=dt.UTC)
+    row = appearance_row(dataclasses.replace(appearance(), clock_start=at))
+    assert (row["start_wall"], row["end_wall"]) == (
+        "2024-03-01T10:00:01.001+00:00", "2024-03-01T10:00:03.500+00:00",
+    )  # fmt: skip
 
 
 def test_csv_neutralises_formula_cells_in_user_strings():
@@ -80,5 +88,5 @@ def test_detection_rows_one_per_sighting():
     text = write("csv", rows, DETECTION_COLUMNS)
     assert text.splitlines()[0] == ",".join(DETECTION_COLUMNS)
     assert (
-        text.splitlines()[2] == "cam 1.mp4,26,1.040,00:00:01.040,3,Ada_Lovelace,0.4123,11,20,30,31"
+        text.splitlines()[2] == "cam 1.mp4,26,1.040,00:00:01.040,3,Ada_Lovelace,0.4123,11,20,30,31,"
     )

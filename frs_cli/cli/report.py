@@ -40,6 +40,7 @@ def report(results: Path, html_path: Path, watchlist: Path | None, title: str | 
     if path.exists():
         with Watchlist.open(path) as wl:
             enrolment = {name: wl.photos(name) for name in {r["identity"] for r in rows}}
-    page = rep.build(rows, enrolment, title or f"frs review: {results.name}")
+    rule = rep.scan_rule(results, path) if path.exists() else None
+    page = rep.build(rows, enrolment, title or f"frs review: {results.name}", rule)
     rep.write(html_path, page)
     click.echo(f"wrote {printable(str(html_path))}: {len(rows)} appearances to review", err=True)

@@ -122,9 +122,33 @@ from frs_cli.records import AnalysisConfig
     is_flag=True,
     help="Continue an interrupted scan into the same --out: skip the files it finished.",
 )
+@click.option(
+    "--clock",
+    "clocks",
+    multiple=True,
+    metavar="FILE=TIME",
+    help="The time of day at FILE's start (ISO 8601, e.g. cam1.mp4=2024-03-01T10:00:00+01:00); "
+    "rows then have start_wall and end_wall. Repeat for several files.",
+)
+@click.option("--start-time", metavar="TIME", help="The time of day at every file's start.")
+@click.option(
+    "--clock-from-name",
+    metavar="PATTERN",
+    help="Read each file's start time from its name, e.g. '%Y%m%d_%H%M%S' for "
+    "cam1_20240301_100000.mp4. Else the container's creation_time is used, where there is one.",
+)
+@click.option(
+    "--timezone",
+    metavar="ZONE",
+    help="The zone of times given without an offset (Europe/London, UTC, +01:00). "
+    "Default: this machine's.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar; errors and the summary only.")
 @click.option(
-    "-v", "--verbose", is_flag=True, help="Also say which files in folders were not videos."
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Also say which files in folders were not videos, and where each file's clock came from.",
 )
 @click.argument("footage", nargs=-1, required=True)
 def scan(
@@ -146,6 +170,10 @@ def scan(
     crops_dir: Path | None,
     redact: bool,
     resume: bool,
+    clocks: tuple[str, ...],
+    start_time: str | None,
+    clock_from_name: str | None,
+    timezone: str | None,
     quiet: bool,
     verbose: bool,
     footage: tuple[str, ...],
@@ -175,6 +203,7 @@ def scan(
         workers=_workers(workers, scheduler, verbose),
         detections=detections,
         unmatched=unmatched,
+        clock=_clock_options(clocks, start_time, clock_from_name, timezone),
     )
     if resume:
         _check_resume(out, fmt)
@@ -223,6 +252,23 @@ def scan(
     if stats.files_ok + stats.files_partial + stats.files_resumed == 0:
         sys.exit(EXIT_FAILURE)
     sys.exit(EXIT_PARTIAL if stats.files_failed else EXIT_OK)
+
+
+def _clock_options(
+    clocks: tuple[str, ...], start_time: str | None, pattern: str | None, zone: str | None
+) -> Any:
+    """The analyst's word on clocks, checked before any work (a bad one is exit 2)."""
+    from frs_cli import wallclock
+
+    tz = wallclock.parse_zone(zone) if zone else None
+    if pattern:
+        wallclock.check_pattern(pattern)
+    return wallclock.ClockOptions(
+        files=tuple(wallclock.parse_clock(c, tz) for c in clocks),
+        start_time=wallclock.parse_time(start_time, tz) if start_time else None,
+        name_pattern=pattern,
+        tz=tz,
+    )
 
 
 def _workers(asked: int | None, scheduler: str | None, verbose: bool) -> int:
@@ -291,6 +337,8 @@ def _journal(out: Path | None, fmt: str, resume: bool, cfg: Any, wl_fingerprint:
         "detections": cfg.detections,
         "unmatched": cfg.unmatched,
         "watchlist": wl_fingerprint,
+        "clock": repr(cfg.clock),
+        "columns": 2,  # the wall-clock columns: an output of an earlier frs is not continued
     }
     return Journal.start(out, settings_key(settings), resume and out.exists())
 
@@ -414,6 +462,15 @@ def _print_summary(stats: Any, cfg: Any) -> None:
         lines.append(
             f"times derived from the frame rate, not read from the file, for {len(derived)} "
             f"file(s) without timestamps: {', '.join(derived[:3])}{' ...' if len(derived) > 3 else ''}"
+        )
+    videos = [i for i in stats.inputs if "duration_s" in i]
+    sources: dict[str, int] = {}
+    for entry in videos:
+        source = entry["clock"]["source"] if "clock" in entry else "unknown (no start_wall)"
+        sources[source] = sources.get(source, 0) + 1
+    if videos:
+        lines.append(
+            "clock of the files: " + ", ".join(f"{n} from {src}" for src, n in sources.items())
         )
     for line in lines:
         click.echo(line, err=True)

@@ -1,0 +1,151 @@
+"""The analyst's workflow (issue 23): the time of day of each appearance, and a Python
+API that takes what it hands out. Real faces in generated clips whose clocks are known."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+
+import pytest
+from conftest import SAMPLE, jsonl, run_cli
+
+import frs_cli as frs
+from frs_cli import wallclock
+from frs_cli.errors import UsageError
+from frs_cli.synthetic import Shot, write_clip
+
+HOPPER = str(SAMPLE / "Grace_Hopper.jpg")
+
+
+@pytest.fixture(scope="module")
+def tagged(tmp_path_factory):
+    """A 2 s clip whose container says creation_time 2024-03-01T10:00:00Z, Grace Hopper
+    from frame 5 to 40 (25 fps)."""
+    path = tmp_path_factory.mktemp("clock") / "tagged.mp4"
+    shots = [Shot(HOPPER, 5, 40, x=0.1, y=0.1, height=0.8)]
+    write_clip(path, shots, 50, fps=25, metadata={"creation_time": "2024-03-01T10:00:00Z"})
+    return path
+
+
+def wall(row: dict, key: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(row[key])
+
+
+def test_the_containers_creation_time_gives_the_time_of_day(demo_watchlist, tagged):
+    result = run_cli("scan", "-q", "-v", "-w", demo_watchlist, "--format", "jsonl", tagged)
+    assert result.exit_code == 0, result.stderr
+    [row] = jsonl(result.stdout)
+    assert row["identity"] == "Grace_Hopper" and row["start_s"] == 0.2
+    assert row["start_wall"] == "2024-03-01T10:00:00.200+00:00"
+    assert wall(row, "end_wall") - wall(row, "start_wall") == dt.timedelta(
+        seconds=row["end_s"] - row["start_s"]
+    )
+    assert "clock: 2024-03-01T10:00:00.000+00:00 at 0 s, from container creation_time" in (
+        result.stderr
+    )
+
+
+def test_the_analyst_overrides_and_a_disagreement_is_a_warning(demo_watchlist, tagged, tmp_path):
+    summary = tmp_path / "s.json"
+    result = run_cli(
+        "scan", "-w", demo_watchlist, "--format", "jsonl", "--summary", summary,
+        "--start-time", "2024-03-01T12:00:00", "--timezone", "+01:00", tagged,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    [row] = jsonl(result.stdout)
+    assert row["start_wall"] == "2024-03-01T12:00:00.200+01:00"  # 11:00 UTC
+    assert "warning: " in result.stderr and "3600 s from --start-time" in result.stderr
+    assert "clock of the files: 1 from --start-time" in result.stderr
+    [entry] = json.loads(summary.read_text())["inputs"]
+    assert entry["clock"] == {"start": "2024-03-01T12:00:00.000+01:00", "source": "--start-time"}
+    # --clock FILE=TIME comes first, for that file only.
+    result = run_cli(
+        "scan", "-q", "-w", demo_watchlist, "--format", "jsonl",
+        "--clock", f"{tagged}=2024-03-01T10:00:30Z", "--start-time", "2024-03-01T12:00:00Z",
+        tagged,
+    )  # fmt: skip
+    assert jsonl(result.stdout)[0]["start_wall"] == "2024-03-01T10:00:30.200+00:00"
+
+
+def test_the_clock_from_the_file_name(demo_watchlist, tagged, tmp_path):
+    named = tmp_path / "cam1_20240301_093000.mp4"
+    shutil.copy(tagged, named)
+    result = run_cli(
+        "scan", "-q", "-w", demo_watchlist, "--format", "jsonl", "--timezone", "Europe/Paris",
+        "--clock-from-name", "%Y%m%d_%H%M%S", named,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert jsonl(result.stdout)[0]["start_wall"] == "2024-03-01T09:30:00.200+01:00"
+    # 09:30 Paris is 08:30 UTC: 5,400 s before the container's 10:00 UTC.
+    assert "container creation_time says" in result.stderr and "5400 s" in result.stderr
+
+
+def test_without_a_clock_the_columns_are_empty_and_the_rest_unchanged(demo_watchlist):
+    result = run_cli("scan", "-q", "-w", demo_watchlist, SAMPLE / "demo.mp4")
+    header, *rows = result.stdout.splitlines()
+    assert header.endswith(",margin,second_identity,start_wall,end_wall")
+    assert rows and all(r.endswith(",,") for r in rows)
+    detections = run_cli("scan", "-q", "-w", demo_watchlist, "--detections", SAMPLE / "demo.mp4")
+    assert detections.stdout.splitlines()[0].endswith(",height,time_wall")
+
+
+@pytest.mark.parametrize(
+    "args, said",
+    [
+        (("--start-time", "yesterday"), "is not a date and time"),
+        (("--clock", "2024-03-01T10:00:00Z"), "write it as FILE=TIME"),
+        (("--clock", "x.mp4=10 o'clock"), "is not a date and time"),
+        (("--clock-from-name", "%H%M%S"), "names no date"),
+        (("--clock-from-name", "%Y%m%d_%Q"), "unknown code(s) %Q"),
+        (("--timezone", "Mars/Olympus_Mons"), "is not a time zone"),
+    ],
+)
+def test_bad_clock_options_are_usage_errors(demo_watchlist, tmp_path, args, said):
+    out = tmp_path / "o.csv"
+    result = run_cli("scan", "-w", demo_watchlist, "--out", out, *args, SAMPLE / "demo.mp4")
+    assert result.exit_code == 2 and said in result.stderr
+    assert not out.exists()  # nothing half-written
+
+
+def test_clock_sources_by_hand():
+    utc = dt.UTC
+    assert wallclock.from_name("/x/NVR_ch2_20231224-235959.dav", "%Y%m%d-%H%M%S", utc) == (
+        dt.datetime(2023, 12, 24, 23, 59, 59, tzinfo=utc)
+    )
+    assert wallclock.from_name("cam.mp4", "%Y%m%d", utc) is None
+    assert wallclock.from_container("1970-01-01T00:00:00.000000Z") is None  # a placeholder
+    assert wallclock.from_container("2024-03-01 10:00:00") == dt.datetime(
+        2024, 3, 1, 10, tzinfo=utc
+    )
+    with pytest.raises(UsageError):
+        wallclock.parse_time("2024-13-01T00:00:00Z")
+    clock, warnings = wallclock.resolve("a.mp4", None, wallclock.ClockOptions())
+    assert clock is None and warnings == []
+
+
+def test_the_api_takes_an_open_watchlist_and_gives_records_back(demo_watchlist, tagged, tmp_path):
+    with frs.Watchlist.open(demo_watchlist) as wl:
+        found = list(frs.scan(tagged, watchlist=wl, workers=1))
+        assert wl.face_count() == 2  # still open: the caller's to close
+    assert [a.identity for a in found] == ["Grace_Hopper"]
+    assert found[0].to_dict()["start_wall"] == "2024-03-01T10:00:00.200+00:00"
+    out = tmp_path / "o.jsonl"
+    assert run_cli("scan", "-q", "-w", demo_watchlist, "--format", "jsonl", "--out", out,
+                   tagged, SAMPLE / "demo.mp4").exit_code == 0  # fmt: skip
+    records = frs.read_results(out, records=True)
+    assert all(isinstance(r, frs.Appearance) for r in records)
+    assert [r.to_dict() for r in records] == frs.read_results(out)
+
+
+def test_the_review_page_states_the_rule_and_the_time_of_day(demo_watchlist, tagged, tmp_path):
+    out, page = tmp_path / "o.jsonl", tmp_path / "p.html"
+    run_cli("scan", "-q", "-w", demo_watchlist, "--format", "jsonl", "--out", out, tagged)
+    assert run_cli("report", out, "--html", page, "-w", demo_watchlist).exit_code == 0
+    text = page.read_text()
+    assert "this scan alerted at distance &lt;= " in text and "0.6 by default" not in text
+    assert '"start_wall": "2024-03-01T10:00:00.200+00:00"' in text
+    elsewhere = tmp_path / "copy.jsonl"
+    shutil.copy(out, elsewhere)  # no scan wrote this file: the rule is not known
+    run_cli("report", elsewhere, "--html", page, "-w", demo_watchlist)
+    assert "the rule this scan used is not in the watchlist" in page.read_text()
