@@ -192,6 +192,11 @@ class SegmentScanner:
         # the quick searches, a face twice that size (a quarter of the pixels).
         self.det_size = self._search_size(cfg.min_face)
         self.quick_size = self._search_size(2 * cfg.min_face)
+        self.rois = [
+            Box(x, y, min(w, width - x), min(h, height - y))
+            for x, y, w, h in cfg.rois
+            if x < width and y < height
+        ]
         # Rates and spans as exact fractions, converted once rather than on every frame.
         self.sample_rate = Fraction(cfg.sample_fps)
         self.full_rate = Fraction(cfg.detect_fps)
@@ -278,17 +283,11 @@ class SegmentScanner:
         # On luma, like the region searches: a third cheaper than RGB. (Before followed faces
         # were held at a lower score, luma lost 5% of the street clip's faces; now it loses
         # none: 0.978 of them in tracks either way at one whole-frame search a second.)
-        with STAGES.timed("convert"):
-            image = decode.frame_luma_scaled(fr.frame, self.rotation, *size)
-        sx, sy = size[0] / self.width, size[1] / self.height
-        found = []
-        with STAGES.timed("detect"):
-            raw = self.searcher(image, 0.0)
-        for d in raw:
-            d = detect.to_source(d, sx, sy)
-            found.append(
-                Detection(detect.clip_box(d.box, self.width, self.height), d.score, d.frontal)
-            )
+        found = [
+            Detection(detect.clip_box(d.box, self.width, self.height), d.score, d.frontal)
+            for d in (self._search_regions(fr, size) if self.rois else self._search_frame(fr, size))
+            if self._wanted(d.box)
+        ]
         fresh: list[Detection] = []
         # Greedy assignment, best overlaps first.
         guesses = [live.predicted(fr.pts) for live in self.live]
@@ -316,6 +315,47 @@ class SegmentScanner:
         self._follow(fr, unmatched_tracks)
         for d in fresh:
             self._start(fr, d)
+
+    def _search_frame(self, fr: _Frame, size: tuple[int, int]) -> list[Detection]:
+        with STAGES.timed("convert"):
+            image = decode.frame_luma_scaled(fr.frame, self.rotation, *size)
+        sx, sy = size[0] / self.width, size[1] / self.height
+        with STAGES.timed("detect"):
+            raw = self.searcher(image, 0.0)
+        return [detect.to_source(d, sx, sy) for d in raw]
+
+    def _search_regions(self, fr: _Frame, size: tuple[int, int]) -> list[Detection]:
+        """The whole-frame search in the regions of interest only: the frame is scaled as
+        for a whole-frame search and each region cut from it, so a region covering the
+        frame finds exactly what the whole-frame search finds, and a small one costs only
+        its pixels. A face across two regions may be found twice; the duplicates are
+        dropped like any second box on one face."""
+        with STAGES.timed("convert"):
+            image = decode.frame_luma_scaled(fr.frame, self.rotation, *size)
+        sx, sy = size[0] / self.width, size[1] / self.height
+        found: list[Detection] = []
+        for roi in self.rois:
+            left, top = round(roi.left * sx), round(roi.top * sy)
+            right, bottom = round(roi.right * sx), round(roi.bottom * sy)
+            if right - left < detect.WINDOW_PX // 2 or bottom - top < detect.WINDOW_PX // 2:
+                continue  # smaller than any face that must be found
+            crop = np.ascontiguousarray(image[top:bottom, left:right])
+            with STAGES.timed("detect"):
+                raw = self.searcher(crop, 0.0)
+            for d in raw:
+                b = d.box
+                moved = Detection(
+                    Box(b.left + left, b.top + top, b.width, b.height), d.score, d.frontal
+                )
+                found.append(detect.to_source(moved, sx, sy))
+        return found
+
+    def _wanted(self, box: Box) -> bool:
+        """Whether a face is in a region of interest (its box centre is), or there are none."""
+        if not self.rois:
+            return True
+        cx, cy = box.left + box.width / 2, box.top + box.height / 2
+        return any(r.left <= cx < r.right and r.top <= cy < r.bottom for r in self.rois)
 
     def _follow(self, fr: _Frame, tracks: list[_Live]) -> None:
         for live in tracks:
@@ -504,8 +544,8 @@ class SegmentScanner:
             # a neighbour's face, not this one.
             if iou > best_iou and SIZE_STEP[0] <= d.box.width / box.width <= SIZE_STEP[1]:
                 best, best_iou = d, iou
-        if best is None:
-            return None
+        if best is None or not self._wanted(best.box):
+            return None  # lost, or left the regions of interest: the track ends there
         return Detection(
             detect.clip_box(best.box, self.width, self.height), best.score, best.frontal
         )

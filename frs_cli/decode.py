@@ -212,6 +212,22 @@ def probe(path: str) -> VideoInfo:
         )
 
 
+def display_size(path: str) -> tuple[int, int] | None:
+    """The width and height a player shows (after rotation), without indexing the file;
+    None when it cannot be read (the scan then says why)."""
+    if files.regular(path) is not None:
+        return None
+    try:
+        with open_container(path) as container:
+            stream, _ = choose_stream(container, path)
+            width, height = stream.codec_context.width, stream.codec_context.height
+            if _stream_rotation(container, stream) in (90, 270):
+                width, height = height, width
+            return width, height
+    except Exception:  # noqa: BLE001 - any failure is reported by the scan itself
+        return None
+
+
 def _creation_time(container: Any, stream: Any) -> str | None:
     """The creation_time tag cameras and phones write (the container's, else the video
     stream's), as written; frs_cli.wallclock reads it."""

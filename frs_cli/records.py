@@ -115,6 +115,9 @@ class AnalysisConfig:
     max_decode_errors: int = 50
     views: bool = False  # keep JPEG views of each encoded face, for --crops
     redact: bool = False  # blur the other faces in those frame views
+    # Regions of interest (left, top, width, height in displayed pixels): only faces whose
+    # box centre lies in one are searched for, followed and reported. Empty: the frame.
+    rois: tuple[tuple[int, int, int, int], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from frs_cli import calibration, decode, inputs, progress_report, wallclock
+from frs_cli import calibration, decode, inputs, progress_report, settings, wallclock
 from frs_cli.analyse import analyse_segment
 from frs_cli.calibration import Rule
 from frs_cli.errors import FrsError, InputError, UsageError, internal_error
@@ -45,6 +45,7 @@ class ScanConfig:
     detections: bool = False
     unmatched: bool = False
     clock: wallclock.ClockOptions = field(default_factory=wallclock.ClockOptions)
+    cameras: tuple[settings.Camera, ...] = ()  # --settings: per-camera overrides
 
 
 @dataclass
@@ -410,14 +411,26 @@ def iter_scan(
 
     try:
         for info in iter_videos(cfg, counting, skip):
-            segments = plan_segments(info, executor.workers, cfg.analysis)
+            camera = settings.camera_for(info.path, cfg.cameras)
+            analysis = settings.analysis_for(camera, cfg.analysis)
+            off = [r for r in analysis.rois if settings.outside(r, info.width, info.height)]
+            if off:
+                counting.failed(
+                    info.path,
+                    f"region of interest {','.join(map(str, off[0]))} lies outside its "
+                    f"{info.width}x{info.height} frame",
+                )
+                continue
+            segments = plan_segments(info, executor.workers, analysis)
             running[info.path] = (info, segments)
             report.file_started(info, segments)
             if info.derived:
                 report.warning(info.path, info.derived)
             if info.stream_note:
                 report.note(info.path, info.stream_note)
-            clock, disagree = wallclock.resolve(info.path, info.creation_time, cfg.clock)
+            clock, disagree = wallclock.resolve(
+                info.path, info.creation_time, settings.clock_for(camera, cfg.clock)
+            )
             clocks[info.path] = clock
             for text in disagree:
                 report.warning(info.path, text)

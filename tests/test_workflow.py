@@ -149,3 +149,81 @@ def test_the_review_page_states_the_rule_and_the_time_of_day(demo_watchlist, tag
     shutil.copy(out, elsewhere)  # no scan wrote this file: the rule is not known
     run_cli("report", elsewhere, "--html", page, "-w", demo_watchlist)
     assert "the rule this scan used is not in the watchlist" in page.read_text()
+
+
+# -- regions of interest and per-camera settings ------------------------------------------
+DEMO = SAMPLE / "demo.mp4"  # 640x360: Grace Hopper left (x 230), Eileen Collins right (x 456)
+
+
+def rows_of(result) -> list[tuple[str, float, float]]:
+    assert result.exit_code == 0, result.stderr
+    return [(r["identity"], r["start_s"], r["end_s"]) for r in jsonl(result.stdout)]
+
+
+def test_a_region_covering_the_frame_changes_nothing(demo_watchlist):
+    args = ("scan", "-q", "-w", demo_watchlist, "--format", "jsonl", "--workers", "1")
+    whole = run_cli(*args, DEMO)
+    covered = run_cli(*args, "--roi", "0,0,640,360", DEMO)
+    assert covered.stdout == whole.stdout and len(jsonl(whole.stdout)) == 3
+
+
+def test_a_region_keeps_only_the_faces_whose_centre_is_in_it(demo_watchlist, tmp_path):
+    args = ("scan", "-q", "-w", demo_watchlist, "--format", "jsonl", "--workers", "1")
+    right = rows_of(run_cli(*args, "--roi", "380,0,260,360", DEMO))
+    assert [r[0] for r in right] == ["Eileen_Collins"]
+    both = rows_of(run_cli(*args, "--roi", "380,0,260,360", "--roi", "0,0,379,360", DEMO))
+    assert sorted(both) == sorted(rows_of(run_cli(*args, DEMO)))
+    # Less is searched: the detector's seconds fall with the region's pixels.
+    small, full = tmp_path / "small.json", tmp_path / "full.json"
+    run_cli(*args, "--roi", "380,0,260,360", "--summary", small, DEMO)
+    run_cli(*args, "--summary", full, DEMO)
+    seconds = [json.loads(f.read_text())["stage_seconds"]["detect"] for f in (small, full)]
+    assert seconds[0] < 0.75 * seconds[1], seconds
+
+
+@pytest.mark.parametrize(
+    "roi, said",
+    [("1,2,3", "write it as X,Y,W,H"), ("0,0,4,4", "width and height of 8"),
+     ("600,0,100,100", "lies outside"), ("a,b,c,d", "write it as X,Y,W,H")],
+)  # fmt: skip
+def test_bad_regions_are_usage_errors(demo_watchlist, tmp_path, roi, said):
+    out = tmp_path / "o.csv"
+    result = run_cli("scan", "-w", demo_watchlist, "--out", out, "--roi", roi, DEMO)
+    assert result.exit_code == 2 and said in result.stderr
+    assert not out.exists()
+
+
+def test_per_camera_settings_apply_by_glob(demo_watchlist, tagged, tmp_path):
+    folder = tmp_path / "export"
+    folder.mkdir()
+    shutil.copy(DEMO, folder / "cam1_20240301_080000.mp4")
+    shutil.copy(DEMO, folder / "cam2_20240301_090000.mp4")
+    config = tmp_path / "cams.toml"
+    config.write_text(
+        '[[camera]]\nfiles = "cam1_*"\nroi = [[380, 0, 260, 360]]\n'
+        'clock_from_name = "%Y%m%d_%H%M%S"\ntimezone = "UTC"\n\n'
+        '[[camera]]\nfiles = "*/cam2_*.mp4"\nstart_time = 2024-03-01T09:00:00Z\n'
+    )
+    result = run_cli("scan", "-q", "-w", demo_watchlist, "--format", "jsonl", "--settings",
+                     config, folder)  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    rows = jsonl(result.stdout)
+    cam1 = [r for r in rows if "cam1" in r["source"]]
+    cam2 = [r for r in rows if "cam2" in r["source"]]
+    assert [r["identity"] for r in cam1] == ["Eileen_Collins"]  # cam1's region only
+    assert cam1[0]["start_wall"] == "2024-03-01T08:00:05.000+00:00"
+    assert len(cam2) == 3 and cam2[0]["start_wall"] == "2024-03-01T09:00:01.000+00:00"
+
+
+@pytest.mark.parametrize(
+    "text, said",
+    [("[[camera]]\nfiles = 'x'\nroi = 3\n", "roi = [[X, Y, W, H]"),
+     ("[[camera]]\nroi = [[0, 0, 9, 9]]\n", 'needs files = "GLOB"'),
+     ("[[camera]]\nfiles = 'x'\nfps = 3\n", "unknown key(s) ['fps']"),
+     ("[[camera]\n", "is not TOML"), ("[other]\n", "expected [[camera]] tables only")],
+)  # fmt: skip
+def test_a_settings_file_that_does_not_parse_is_a_usage_error(demo_watchlist, tmp_path, text, said):
+    config = tmp_path / "cams.toml"
+    config.write_text(text)
+    result = run_cli("scan", "-w", demo_watchlist, "--settings", config, DEMO)
+    assert result.exit_code == 2 and said in result.stderr, result.stderr

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from frs_cli import files
+from frs_cli import files, settings
 from frs_cli.cli.base import (
     FORMATS,
     MODELS,
@@ -123,6 +123,22 @@ from frs_cli.records import AnalysisConfig
     help="Continue an interrupted scan into the same --out: skip the files it finished.",
 )
 @click.option(
+    "--roi",
+    "rois",
+    multiple=True,
+    metavar="X,Y,W,H",
+    help="Only faces whose box centre lies in this region (pixels of the frame as displayed) "
+    "are searched for, followed and reported; detection works on the region only. Repeat "
+    "for several regions.",
+)
+@click.option(
+    "--settings",
+    "settings_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A TOML file of per-camera settings (roi, min_face, clock_from_name, start_time, "
+    "timezone) by file glob; see docs/design.md.",
+)
+@click.option(
     "--clock",
     "clocks",
     multiple=True,
@@ -170,6 +186,8 @@ def scan(
     crops_dir: Path | None,
     redact: bool,
     resume: bool,
+    rois: tuple[str, ...],
+    settings_path: Path | None,
     clocks: tuple[str, ...],
     start_time: str | None,
     clock_from_name: str | None,
@@ -199,11 +217,13 @@ def scan(
             quick_fps=min(quick_fps, sample_fps),
             views=crops_dir is not None,
             redact=redact,
+            rois=tuple(settings.parse_roi(r) for r in rois),
         ),
         workers=_workers(workers, scheduler, verbose),
         detections=detections,
         unmatched=unmatched,
         clock=_clock_options(clocks, start_time, clock_from_name, timezone),
+        cameras=settings.load(settings_path) if settings_path else (),
     )
     if resume:
         _check_resume(out, fmt)
@@ -303,10 +323,31 @@ def _check_scan_paths(
     if out is not None:
         outputs["the journal of --out"] = journal_path(out)
     files.check_outputs(outputs, read)
+    _check_regions(cfg, [path for what, path in read if what == "footage"])
     if crops_dir is not None and any(
         files.same_file(crops_dir, path) for _, path in read if path.is_dir()
     ):
         raise UsageError(f"--crops {printable(str(crops_dir))} is a folder the scan reads")
+
+
+def _check_regions(cfg: Any, footage: list[Path]) -> None:
+    """Before any work: every region of interest lies inside the frames it is for (each
+    file's size read from its header; a file that cannot be read is left to the scan)."""
+    from frs_cli import decode
+
+    for path in footage:
+        camera = settings.camera_for(str(path), cfg.cameras)
+        rois = settings.analysis_for(camera, cfg.analysis).rois
+        size = decode.display_size(str(path)) if rois else None
+        if size is None:
+            continue
+        for roi in rois:
+            if settings.outside(roi, *size):
+                raise UsageError(
+                    f"the region of interest {','.join(map(str, roi))} lies outside "
+                    f"{printable(str(path))}'s {size[0]}x{size[1]} frame (X,Y,W,H in pixels "
+                    "of the frame as displayed)"
+                )
 
 
 def _executor(scheduler: str | None, workers: int, model: str) -> Any:
@@ -330,7 +371,7 @@ def _journal(out: Path | None, fmt: str, resume: bool, cfg: Any, wl_fingerprint:
 
     if out is None or fmt == "json" or not _regular(out):
         return None  # stdout, a JSON array, or a device or pipe: nothing to resume from
-    settings = {
+    options = {
         "format": fmt,
         "rule": cfg.rule.to_dict(),
         "analysis": dataclasses.asdict(cfg.analysis),
@@ -338,9 +379,10 @@ def _journal(out: Path | None, fmt: str, resume: bool, cfg: Any, wl_fingerprint:
         "unmatched": cfg.unmatched,
         "watchlist": wl_fingerprint,
         "clock": repr(cfg.clock),
+        "cameras": repr(cfg.cameras),
         "columns": 2,  # the wall-clock columns: an output of an earlier frs is not continued
     }
-    return Journal.start(out, settings_key(settings), resume and out.exists())
+    return Journal.start(out, settings_key(options), resume and out.exists())
 
 
 def _regular(path: Path) -> bool:
