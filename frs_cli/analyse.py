@@ -67,43 +67,6 @@ FOLLOW_LEVELS = 1 + math.floor(
 )
 
 
-class _Frame:
-    """One decoded frame with its RGB conversions made on first use."""
-
-    def __init__(self, frame: Any, rotation: int):
-        self.frame = frame
-        self.pts: int = frame.pts
-        self.rotation = rotation
-        self._rgb: np.ndarray | None = None
-        self._gray: np.ndarray | None = None
-        self._limited = False
-
-    @property
-    def rgb(self) -> np.ndarray:
-        """Full-resolution RGB, for encodings."""
-        if self._rgb is None:
-            with STAGES.timed("convert"):
-                self._rgb = decode.frame_rgb(self.frame, self.rotation)
-        return self._rgb
-
-    @property
-    def gray(self) -> np.ndarray:
-        """Full-resolution luma, for region searches: HOG on one channel instead of three is
-        about 30% faster, and the luma plane needs no colour conversion."""
-        if self._gray is None:
-            with STAGES.timed("convert"):
-                self._gray, self._limited = decode.frame_luma(self.frame, self.rotation)
-        return self._gray
-
-    def luma_crop(self, box: Box) -> np.ndarray:
-        """Full-range luma of one region (cheap: only the region is stretched)."""
-        crop = self.gray[box.top : box.bottom, box.left : box.right]
-        return decode.full_range(crop) if self._limited else np.ascontiguousarray(crop)
-
-    def release(self) -> None:
-        self._rgb = self._gray = None
-
-
 _NO_CROP = np.empty((0, 0, 3), np.uint8)
 
 
@@ -208,7 +171,7 @@ class SegmentScanner:
         self.last_quick_cell = -1
         frame_bytes = max(1, width * height * 3 // 2)
         ring = min(RING_FRAMES[1], max(RING_FRAMES[0], RING_BYTES // frame_bytes))
-        self.ring: deque[_Frame] = deque(maxlen=ring)
+        self.ring: deque[decode.Frame] = deque(maxlen=ring)
         self.first_pts: int | None = None
         self.live: list[_Live] = []
         self.done: list[tuple[_Live, bool]] = []  # closed tracks, open at their end or not
@@ -239,7 +202,7 @@ class SegmentScanner:
             self.last_quick_cell = max(self.last_quick_cell, quick_cell)
         if self.first_pts is None:
             self.first_pts = pts
-        current = _Frame(frame, self.rotation)
+        current = decode.Frame(frame, self.rotation)
         if self.ring:
             self.ring[-1].release()
         self.ring.append(current)
@@ -279,7 +242,7 @@ class SegmentScanner:
         return tuple(sorted(tracks, key=lambda tr: (tr.start_pts, tr.sightings[0].box.left)))
 
     # -- one analysed frame ----------------------------------------------
-    def _full_frame(self, fr: _Frame, size: tuple[int, int]) -> None:
+    def _full_frame(self, fr: decode.Frame, size: tuple[int, int]) -> None:
         # On luma, like the region searches: a third cheaper than RGB. (Before followed faces
         # were held at a lower score, luma lost 5% of the street clip's faces; now it loses
         # none: 0.978 of them in tracks either way at one whole-frame search a second.)
@@ -316,7 +279,7 @@ class SegmentScanner:
         for d in fresh:
             self._start(fr, d)
 
-    def _search_frame(self, fr: _Frame, size: tuple[int, int]) -> list[Detection]:
+    def _search_frame(self, fr: decode.Frame, size: tuple[int, int]) -> list[Detection]:
         with STAGES.timed("convert"):
             image = decode.frame_luma_scaled(fr.frame, self.rotation, *size)
         sx, sy = size[0] / self.width, size[1] / self.height
@@ -324,7 +287,7 @@ class SegmentScanner:
             raw = self.searcher(image, 0.0)
         return [detect.to_source(d, sx, sy) for d in raw]
 
-    def _search_regions(self, fr: _Frame, size: tuple[int, int]) -> list[Detection]:
+    def _search_regions(self, fr: decode.Frame, size: tuple[int, int]) -> list[Detection]:
         """The whole-frame search in the regions of interest only: the frame is scaled as
         for a whole-frame search and each region cut from it, so a region covering the
         frame finds exactly what the whole-frame search finds, and a small one costs only
@@ -357,7 +320,7 @@ class SegmentScanner:
         cx, cy = box.left + box.width / 2, box.top + box.height / 2
         return any(r.left <= cx < r.right and r.top <= cy < r.bottom for r in self.rois)
 
-    def _follow(self, fr: _Frame, tracks: list[_Live]) -> None:
+    def _follow(self, fr: decode.Frame, tracks: list[_Live]) -> None:
         for live in tracks:
             det = self._region_search(fr, live.predicted(fr.pts))
             if det is not None:
@@ -401,7 +364,7 @@ class SegmentScanner:
         self.live = keep
 
     # -- tracks ----------------------------------------------------------
-    def _start(self, fr: _Frame, det: Detection) -> None:
+    def _start(self, fr: decode.Frame, det: Detection) -> None:
         live = _Live(Sighting(fr.pts, det.box), open_start=False)
         reached_start = self._refine_backward(live, fr.pts, det.box)
         # A face already there when the segment began may continue one from the previous segment.
@@ -409,7 +372,7 @@ class SegmentScanner:
         self._maybe_encode(live, fr, det)
         self.live.append(live)
 
-    def _seen(self, live: _Live, fr: _Frame, det: Detection) -> None:
+    def _seen(self, live: _Live, fr: decode.Frame, det: Detection) -> None:
         sighting = Sighting(fr.pts, det.box)
         live.sightings.append(sighting)
         live.moved_to(sighting)
@@ -420,7 +383,7 @@ class SegmentScanner:
         self._encode_candidate(live)
         self.done.append((live, open_end))
 
-    def _maybe_encode(self, live: _Live, fr: _Frame, det: Detection) -> None:
+    def _maybe_encode(self, live: _Live, fr: decode.Frame, det: Detection) -> None:
         """Encode a track's first view at once; after that keep the best view of each
         window (`refresh_s` of track time) that is at least `view_floor` as good as the
         best so far, and encode it when the window or the track ends. Views are averaged
@@ -522,7 +485,7 @@ class SegmentScanner:
             live.sightings.append(sighting)
             live.moved_to(sighting)
 
-    def _region_search(self, fr: _Frame, box: Box) -> Detection | None:
+    def _region_search(self, fr: decode.Frame, box: Box) -> Detection | None:
         region = box.expanded(REGION_MARGIN, self.width, self.height)
         if region.width < 8 or region.height < 8:
             return None

@@ -30,6 +30,8 @@ import numpy as np
 
 from frs_cli import files
 from frs_cli.errors import InputError
+from frs_cli.records import Box
+from frs_cli.stages import STAGES
 from frs_cli.timecode import Clock
 
 # FFmpeg demuxers that read still images: a photo passed as footage.
@@ -451,3 +453,40 @@ def _decode(
                 continue
             counters.decoded += 1
             yield frame
+
+
+class Frame:
+    """One decoded frame with its RGB conversions made on first use."""
+
+    def __init__(self, frame: Any, rotation: int):
+        self.frame = frame
+        self.pts: int = frame.pts
+        self.rotation = rotation
+        self._rgb: np.ndarray | None = None
+        self._gray: np.ndarray | None = None
+        self._limited = False
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """Full-resolution RGB, for encodings."""
+        if self._rgb is None:
+            with STAGES.timed("convert"):
+                self._rgb = frame_rgb(self.frame, self.rotation)
+        return self._rgb
+
+    @property
+    def gray(self) -> np.ndarray:
+        """Full-resolution luma, for region searches: HOG on one channel instead of three is
+        about 30% faster, and the luma plane needs no colour conversion."""
+        if self._gray is None:
+            with STAGES.timed("convert"):
+                self._gray, self._limited = frame_luma(self.frame, self.rotation)
+        return self._gray
+
+    def luma_crop(self, box: Box) -> np.ndarray:
+        """Full-range luma of one region (cheap: only the region is stretched)."""
+        crop = self.gray[box.top : box.bottom, box.left : box.right]
+        return full_range(crop) if self._limited else np.ascontiguousarray(crop)
+
+    def release(self) -> None:
+        self._rgb = self._gray = None

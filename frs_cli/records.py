@@ -179,6 +179,9 @@ class Appearance:
     # The time of day at the file's position 0 (frs_cli.wallclock), None when unknown:
     # rows then give start_wall and end_wall as well as seconds into the file.
     clock_start: dt.datetime | None = None
+    # With --unmatched: who this is across the scan's tracks and files (frs_cli.persons),
+    # listed or not; rows then have a `person` column.
+    person: str | None = None
 
     def wall(self, seconds: Fraction) -> dt.datetime | None:
         """The time of day `seconds` into the file, to the millisecond (None: unknown)."""
@@ -208,6 +211,8 @@ DETECTION_COLUMNS = (
 
 # With --crops: the review pictures' paths.
 REVIEW_COLUMNS = (*_APPEARANCE, "crop", "frame_view", *WALL_COLUMNS)
+# With --unmatched, after the others: the same label for the same person across the scan.
+PERSON_COLUMN = "person"
 
 Row = dict[str, Any]
 
@@ -236,6 +241,7 @@ def appearance_row(a: Appearance) -> Row:
         "second_identity": a.second_identity,
         "start_wall": _wall(a, a.start_s),
         "end_wall": _wall(a, a.end_s),
+        **({"person": a.person} if a.person is not None else {}),
     }
 
 
@@ -267,6 +273,7 @@ def detection_rows(a: Appearance) -> list[Row]:
             "width": box.width,
             "height": box.height,
             "time_wall": _wall(a, seconds),
+            **({"person": a.person} if a.person is not None else {}),
         }
         for frame, seconds, box in a.sightings
     ]

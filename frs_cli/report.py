@@ -29,10 +29,11 @@ THUMB = 160
 
 
 def read_results(path: Path) -> list[dict[str, Any]]:
-    """Rows written by `frs scan` as CSV or JSON lines (or a JSON array)."""
+    """Rows written by `frs scan` as CSV or JSON lines (or a JSON array): the matched
+    ones, and with `--unmatched` the unmatched ones that carry a person label."""
     from frs_cli.writers import read_rows
 
-    return read_rows(path)
+    return read_rows(path, people=True)
 
 
 def scan_rule(results: Path, watchlist: Path) -> str | None:
@@ -78,11 +79,16 @@ def build(
     from frs_cli.timecode import format_tc
 
     items = []
-    for k, r in enumerate(sorted(rows, key=lambda r: (r["identity"], r["source"], r["start_s"]))):
+
+    def order(r: dict[str, Any]) -> tuple[str, str, str, float]:
+        return (r.get("person") or "", r["identity"] or "", r["source"], r["start_s"])
+
+    for k, r in enumerate(sorted(rows, key=order)):
         items.append(
             {
                 "row": k + 1,
                 "identity": r["identity"],
+                "person": r.get("person"),
                 "source": r["source"],
                 "track": r.get("track_id"),
                 "start": r["start_s"],
@@ -184,27 +190,36 @@ function img(cls, alt, uri) {
   // Only the data: URIs frs itself embeds are shown.
   return typeof uri === 'string' && uri.startsWith('data:image/jpeg;base64,') ? el('img', {class: cls, alt: alt, src: uri}) : null;
 }
+// Rows are grouped by person where the scan labelled people (--unmatched: the same
+// person across tracks and files, listed or not), else by identity.
+const groupOf = i => i.person || i.identity || '(not on the watchlist)';
+const named = i => i.identity || '(not on the watchlist)';
+function heading(key, list) {
+  if (!list[0].person) return key;
+  const who = [...new Set(list.map(named))].sort().join(', ');
+  return `${key} \\u00b7 ${who}`;
+}
 function build() {
   const sel = document.getElementById('f-identity');
-  [...new Set(items.map(i => String(i.identity)))].sort().forEach(n => sel.append(el('option', {value: n}, n)));
+  [...new Set(items.map(named))].sort().forEach(n => sel.append(el('option', {value: n}, n)));
   const groups = document.getElementById('groups');
-  const byId = {};
-  items.forEach(i => (byId[i.identity] = byId[i.identity] || []).push(i));
-  for (const name of Object.keys(byId).sort()) {
+  const byKey = {};
+  items.forEach(i => (byKey[groupOf(i)] = byKey[groupOf(i)] || []).push(i));
+  for (const key of Object.keys(byKey).sort()) {
     const table = el('table', {}, el('tr', {}, ...['found', 'enrolled', 'match', 'when, where', 'verdict'].map(h => el('th', {}, h))));
-    const enrolled = (photos[name] || []).map(u => img('enrol', `enrolment photo of ${name}`, u)).filter(Boolean);
-    for (const i of byId[name].sort((a, b) => String(a.source).localeCompare(String(b.source)) || a.start - b.start)) {
+    for (const i of byKey[key].sort((a, b) => String(a.source).localeCompare(String(b.source)) || a.start - b.start)) {
       const radios = ['confirmed', 'rejected', 'unsure'].map(v => el('label', {},
         el('input', {type: 'radio', name: `v${i.row}`, value: v, 'data-row': i.row}), ` ${v} `));
       const crop = img('crop', 'face found', i.crop);
-      table.append(el('tr', {class: 'item', id: `row-${i.row}`, 'data-row': i.row, 'data-identity': i.identity, 'data-distance': i.distance},
+      const enrolled = i.identity ? (photos[i.identity] || []).map(u => img('enrol', `enrolment photo of ${i.identity}`, u)).filter(Boolean) : [];
+      table.append(el('tr', {class: 'item', id: `row-${i.row}`, 'data-row': i.row, 'data-identity': named(i), 'data-distance': i.identity ? i.distance : ''},
         el('td', {}, crop || '(no crop: scan with --crops)', img('frame', 'frame', i.frame)),
-        el('td', {}, ...(enrolled.length ? enrolled.map(e => e.cloneNode()) : ['(enrolment photo not found)'])),
-        el('td', {}, el('b', {}, i.identity), el('br'), `distance ${fmt(i.distance)}`, el('br'), i.margin == null ? 'margin: none (no other identity)' : `margin ${fmt(i.margin)}`),
+        el('td', {}, ...(enrolled.length ? enrolled : [i.identity ? '(enrolment photo not found)' : '(not on the watchlist)'])),
+        el('td', {}, el('b', {}, named(i)), ...(i.person ? [el('br'), `person ${i.person}`] : []), el('br'), `distance ${fmt(i.distance)}`, el('br'), i.margin == null ? 'margin: none (no other identity)' : `margin ${fmt(i.margin)}`),
         el('td', {}, `${i.start_tc} \\u2013 ${i.end_tc}`, ...(i.start_wall ? [el('br'), el('span', {class: 'wall'}, `${i.start_wall} \\u2013 ${i.end_wall}`)] : []), el('br'), i.source, el('br'), el('code', {}, i.ffplay)),
         el('td', {}, ...radios)));
     }
-    groups.append(el('section', {class: 'group', 'data-identity': name}, el('h2', {}, name), table));
+    groups.append(el('section', {class: 'group', 'data-identity': key}, el('h2', {}, heading(key, byKey[key])), table));
   }
   document.querySelectorAll('input[type=radio]').forEach(r => r.addEventListener('change', e => {
     verdicts[e.target.dataset.row] = e.target.value; }));
@@ -215,12 +230,12 @@ function timelines() {
   const bySource = {};
   items.forEach(i => (bySource[i.source] = bySource[i.source] || []).push(i));
   for (const [src, list] of Object.entries(bySource)) {
-    const names = [...new Set(list.map(i => String(i.identity)))].sort();
+    const names = [...new Set(list.map(groupOf))].sort();
     const end = Math.max(...list.map(i => Number(i.end))) || 1, W = 700, L = 150, H = 18;
     const svg = el('svg', {class: 'tl', width: W + L + 10, height: names.length * H + 22, role: 'img', 'aria-label': `timeline of ${src}`});
     names.forEach((n, k) => {
       svg.append(el('text', {x: 0, y: k * H + 13}, n));
-      list.filter(i => String(i.identity) === n).forEach(i => {
+      list.filter(i => groupOf(i) === n).forEach(i => {
         const x = L + i.start / end * W, w = Math.max(2, (i.end - i.start) / end * W);
         svg.append(el('rect', {x: x, y: k * H + 3, width: w, height: H - 6, fill: '#c33'}, el('title', {}, `${i.start_tc}-${i.end_tc}`)));
       });
@@ -243,8 +258,8 @@ function applyFilters() {
 function exportCsv() {
   // Quoted, and a cell a spreadsheet would run as a formula gets a leading apostrophe.
   const q = v => { let t = String(v ?? ''); if (/^[=+\\-@\\t\\r]/.test(t)) t = "'" + t; return `"${t.replace(/"/g, '""')}"`; };
-  const lines = ['row,identity,source,track_id,start_tc,end_tc,distance,verdict'];
-  items.forEach(i => lines.push([q(i.row), q(i.identity), q(i.source), q(i.track), q(i.start_tc), q(i.end_tc), q(fmt(i.distance)), q(verdicts[i.row] || '')].join(',')));
+  const lines = ['row,identity,person,source,track_id,start_tc,end_tc,distance,verdict'];
+  items.forEach(i => lines.push([q(i.row), q(i.identity), q(i.person), q(i.source), q(i.track), q(i.start_tc), q(i.end_tc), q(fmt(i.distance)), q(verdicts[i.row] || '')].join(',')));
   return lines.join('\\n') + '\\n';
 }
 document.getElementById('export-btn').addEventListener('click', () => {

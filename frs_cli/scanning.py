@@ -17,7 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from frs_cli import calibration, decode, inputs, progress_report, settings, wallclock
+from frs_cli import (
+    calibration,
+    decode,
+    inputs,
+    persons,
+    progress_report,
+    settings,
+    wallclock,
+)
 from frs_cli.analyse import analyse_segment
 from frs_cli.calibration import Rule
 from frs_cli.errors import FrsError, InputError, UsageError, internal_error
@@ -142,6 +150,7 @@ def assemble(
     watchlist: Watchlist,
     cfg: ScanConfig,
     wall: wallclock.WallClock | None = None,
+    people: persons.People | None = None,
 ) -> FileOutcome:
     clock = info.clock
     outcome = FileOutcome(info.path, info, clock=wall)
@@ -151,8 +160,14 @@ def assemble(
     outcome.looks = [len(t.encodings) for t in tracks]
     outcome.frames_analysed = sum(r.frames_analysed for r in results)
     outcome.faces = sum(len(t.sightings) for t in tracks)
-    for track_id, (track, found) in enumerate(
-        zip(tracks, identify(tracks, watchlist, cfg.rule), strict=True), start=1
+    labels: list[str | None] = [None] * len(tracks)
+    if people is not None:
+        views = [
+            (t.start_pts, t.end_pts, np.stack([e.vector for e in t.encodings])) for t in tracks
+        ]
+        labels = list(people.label(info.path, views))
+    for track_id, (track, found, label) in enumerate(
+        zip(tracks, identify(tracks, watchlist, cfg.rule), labels, strict=True), start=1
     ):
         identity, enc = found.identity, found.encoding
         if identity is None and not cfg.unmatched:
@@ -179,6 +194,7 @@ def assemble(
                 face_jpeg=enc.face_jpeg,
                 frame_jpeg=enc.frame_jpeg,
                 clock_start=wall.start if wall else None,
+                person=label,
             )
         )
     # How far decoding got, and why it stopped early if it did. A segment that stopped
@@ -326,6 +342,8 @@ def iter_scan(
     counting = _Counter()
     running: dict[str, tuple[decode.VideoInfo, list[Segment]]] = {}
     clocks: dict[str, wallclock.WallClock | None] = {}
+    # With --unmatched, who is who across the scan (encodings in memory only).
+    people = persons.People() if cfg.unmatched else None
 
     def on_progress(r: progress_report.Report) -> None:
         found = running.get(r.path)
@@ -359,7 +377,7 @@ def iter_scan(
             return info, None
         t0 = time.perf_counter()
         try:
-            outcome = assemble(info, results, watchlist, cfg, clocks.pop(info.path, None))
+            outcome = assemble(info, results, watchlist, cfg, clocks.pop(info.path, None), people)
         except (FrsError, sqlite3.Error, OSError):
             raise  # the watchlist or the output failed: no later file can do better
         except Exception as err:  # noqa: BLE001

@@ -104,10 +104,11 @@ WRITERS: dict[str, Callable[[IO[str], tuple[str, ...]], Writer]] = {
 }
 
 
-def read_rows(path: Path) -> list[dict[str, Any]]:
+def read_rows(path: Path, people: bool = False) -> list[dict[str, Any]]:
     """The matched rows of a CSV, JSON lines or JSON file written by `frs scan`, typed as
     the JSON writers write them (numbers as numbers, missing values as None, CSV formula
-    guards undone). Files of earlier versions, with fewer columns, are read too."""
+    guards undone). Files of earlier versions, with fewer columns, are read too. With
+    `people`, unmatched rows that carry a person label (`--unmatched`) are kept too."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
@@ -140,7 +141,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
                 f"{path}: row {k + 1} {problem}: cut short or not written by frs scan; "
                 "nothing was read"
             )
-    return [r for r in rows if r.get("identity")]
+    return [r for r in rows if r.get("identity") or (people and r.get("person"))]
 
 
 def _row_problem(row: Any) -> str | None:

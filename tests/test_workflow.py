@@ -7,8 +7,9 @@ import datetime as dt
 import json
 import shutil
 
+import numpy as np
 import pytest
-from conftest import SAMPLE, jsonl, run_cli
+from conftest import SAMPLE, SHARED, jsonl, needs_shared, run_cli
 
 import frs_cli as frs
 from frs_cli import wallclock
@@ -227,3 +228,57 @@ def test_a_settings_file_that_does_not_parse_is_a_usage_error(demo_watchlist, tm
     config.write_text(text)
     result = run_cli("scan", "-w", demo_watchlist, "--settings", config, DEMO)
     assert result.exit_code == 2 and said in result.stderr, result.stderr
+
+
+# -- unknown people across files ------------------------------------------------------------
+def test_people_are_labelled_across_tracks_and_two_faces_in_a_frame_never_share(demo_watchlist):
+    result = run_cli("scan", "-q", "-w", demo_watchlist, "--unmatched", "--format", "jsonl", DEMO)
+    rows = jsonl(result.stdout)
+    assert [(r["identity"], r["person"]) for r in rows] == [
+        ("Grace_Hopper", "P0001"), ("Eileen_Collins", "P0002"), ("Grace_Hopper", "P0001"),
+    ]  # fmt: skip
+    plain = jsonl(run_cli("scan", "-q", "-w", demo_watchlist, "--format", "jsonl", DEMO).stdout)
+    assert all("person" not in r for r in plain)  # only with --unmatched
+
+
+def test_people_by_hand():
+    from frs_cli.persons import People
+
+    a = np.zeros((2, 128))
+    b = np.zeros((1, 128))
+    b[0, 0] = 1.0  # another person, far away
+    people = People()
+    # Two faces in the same frames are two people, however alike.
+    assert people.label("x.mp4", [(0, 100, a), (50, 150, a + 0.001)]) == ["P0001", "P0002"]
+    # Later, in another file, the face matches both equally: when in doubt, a new label.
+    assert people.label("y.mp4", [(0, 10, a)]) == ["P0003"]
+    assert people.label("y.mp4", [(20, 30, b), (40, 50, b + 0.01)]) == ["P0004", "P0004"]
+
+
+def _cut(source, target, first, last):
+    """Frames first..last-1 of `source`, re-encoded as their own file (a camera's next
+    file, or another camera)."""
+    import av
+
+    with av.open(str(source)) as src, av.open(str(target), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 512, 512, "yuv420p"
+        for k, frame in enumerate(src.decode(video=0)):
+            if first <= k < last:
+                for packet in stream.encode(frame.reformat(format="yuv420p")):
+                    out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+@needs_shared
+def test_one_person_split_across_two_files_shares_one_label(demo_watchlist, tmp_path):
+    heads = SHARED / "footage"
+    _cut(heads / "talking_head_aoc.mp4", tmp_path / "a1.mp4", 0, 100)
+    _cut(heads / "talking_head_hill.mp4", tmp_path / "b.mp4", 0, 100)
+    _cut(heads / "talking_head_aoc.mp4", tmp_path / "c2.mp4", 100, 200)
+    result = run_cli("scan", "-q", "-w", demo_watchlist, "--unmatched", "--format", "jsonl",
+                     tmp_path / "a1.mp4", tmp_path / "b.mp4", tmp_path / "c2.mp4")  # fmt: skip
+    rows = jsonl(result.stdout)
+    people = {r["source"].rsplit("/", 1)[-1]: r["person"] for r in rows}
+    assert len(rows) == 3 and people["a1.mp4"] == people["c2.mp4"] != people["b.mp4"]

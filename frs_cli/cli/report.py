@@ -39,7 +39,7 @@ def report(results: Path, html_path: Path, watchlist: Path | None, title: str | 
     enrolment: dict[str, list[str]] = {}
     if path.exists():
         with Watchlist.open(path) as wl:
-            enrolment = {name: wl.photos(name) for name in {r["identity"] for r in rows}}
+            enrolment = {n: wl.photos(n) for n in {r["identity"] for r in rows} if n}
     rule = rep.scan_rule(results, path) if path.exists() else None
     page = rep.build(rows, enrolment, title or f"frs review: {results.name}", rule)
     rep.write(html_path, page)

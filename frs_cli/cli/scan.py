@@ -33,7 +33,7 @@ from frs_cli.errors import (
     UsageError,
 )
 from frs_cli.files import printable
-from frs_cli.records import AnalysisConfig
+from frs_cli.records import PERSON_COLUMN, AnalysisConfig
 
 
 # -- scan -------------------------------------------------------------------
@@ -436,6 +436,8 @@ def _scan_to(
             raise FrsError(f"cannot create {crops_dir}: {err.strerror}") from None
     else:
         columns = writers.APPEARANCE_COLUMNS
+    if cfg.unmatched:
+        columns = (*columns, PERSON_COLUMN)
     pending = io.StringIO()  # one file's rows, until they are committed together
     if fmt == "csv":
         writer: writers.Writer = writers.CsvWriter(pending, columns, header=output.offset == 0)
