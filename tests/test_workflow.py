@@ -282,3 +282,42 @@ def test_one_person_split_across_two_files_shares_one_label(demo_watchlist, tmp_
     rows = jsonl(result.stdout)
     people = {r["source"].rsplit("/", 1)[-1]: r["person"] for r in rows}
     assert len(rows) == 3 and people["a1.mp4"] == people["c2.mp4"] != people["b.mp4"]
+
+
+# -- evidence clips -----------------------------------------------------------------------
+def test_evidence_clips_one_playable_clip_per_appearance(demo_watchlist, tagged, tmp_path):
+    import av
+
+    from frs_cli import clips
+
+    out = tmp_path / "hits.jsonl"
+    run_cli("scan", "-q", "-w", demo_watchlist, "--format", "jsonl", "--out", out, tagged, DEMO)
+    rows = jsonl(out.read_text())
+    # A row whose footage has gone: one error line, the other clips are still written.
+    gone = dict(rows[0], source=str(tmp_path / "moved.mp4"))
+    out.write_text(out.read_text() + json.dumps(gone) + "\n")
+    folder = tmp_path / "clips"
+    result = run_cli("report", out, "--clips", folder, "-w", demo_watchlist)
+    assert result.exit_code == 3, result.stderr
+    assert f"error: {tmp_path / 'moved.mp4'}: no such file" in result.stderr
+    made = sorted(p.name for p in folder.iterdir())
+    assert made == sorted(clips.clip_name(r) for r in rows) and len(made) == 4
+    assert made[0].startswith("demo-") and "_00h00m01.000s_Grace_Hopper_t1" in made[0]
+    for row in rows:
+        path = folder / clips.clip_name(row)
+        assert path.stat().st_mode & 0o777 == 0o600
+        with av.open(str(path)) as clip:
+            frames = list(clip.decode(video=0))
+        # From PAD_S before to PAD_S after, within the file (25 fps; 2 s and 8 s files).
+        length = 2.0 if row["source"] == str(tagged) else 8.0
+        want = min(length, row["end_s"] + clips.PAD_S + 0.04) - max(0, row["start_s"] - clips.PAD_S)
+        assert abs(len(frames) / 25 - want) <= 0.05, (row, len(frames))
+    help_text = " ".join(run_cli("report", "--help").stdout.split())
+    assert "2 s before to 2 s after" in help_text and clips.PAD_S == 2.0
+
+
+def test_report_needs_something_to_make(demo_watchlist, tmp_path):
+    out = tmp_path / "hits.jsonl"
+    run_cli("scan", "-q", "-w", demo_watchlist, "--format", "jsonl", "--out", out, DEMO)
+    result = run_cli("report", out, "-w", demo_watchlist)
+    assert result.exit_code == 2 and "--html PAGE, --clips DIR, or both" in result.stderr
