@@ -321,3 +321,24 @@ def test_report_needs_something_to_make(demo_watchlist, tmp_path):
     run_cli("scan", "-q", "-w", demo_watchlist, "--format", "jsonl", "--out", out, DEMO)
     result = run_cli("report", out, "-w", demo_watchlist)
     assert result.exit_code == 2 and "--html PAGE, --clips DIR, or both" in result.stderr
+
+
+@needs_shared
+def test_regions_on_the_hamilton_clip(shared_watchlist):
+    clip = SHARED / "footage" / "short_hamilton_clip.mp4"
+    args = ("scan", "-q", "-w", shared_watchlist, "--format", "jsonl", "--workers", "2")
+    whole = run_cli(*args, clip).stdout
+    assert run_cli(*args, "--roi", "0,0,640,360", clip).stdout == whole
+    # Lin-Manuel Miranda's close-up (x ~200-310) is left of x 320; his small early
+    # appearance (x ~516) is right of it.
+    left = [
+        (r["identity"], r["start_s"])
+        for r in jsonl(run_cli(*args, "--roi", "0,0,320,360", clip).stdout)
+    ]
+    right = [
+        (r["identity"], r["start_s"])
+        for r in jsonl(run_cli(*args, "--roi", "320,0,320,360", clip).stdout)
+    ]
+    everything = [(r["identity"], r["start_s"]) for r in jsonl(whole)]
+    assert left == [("lin-manuel-miranda", 3.58)] and left[0] in everything
+    assert ("lin-manuel-miranda", 3.58) not in right
