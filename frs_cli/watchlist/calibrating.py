@@ -6,19 +6,16 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from frs_cli import files
-
-if TYPE_CHECKING:
-    from frs_cli.calibration import Calibration, Rule
-
+from frs_cli.calibration import Calibration, Rule
 from frs_cli.watchlist.search import Searchable
 from frs_cli.watchlist.store import DIM, _now
 
-CALIBRATION_VERSION = 2  # of W.calibration.json's layout and of the estimates in it
+CALIBRATION_VERSION = 3  # of W.calibration.json's layout and of the estimates in it
 
 
 class Calibrated(Searchable):

@@ -5,15 +5,9 @@ calibration cache (`calibrating.py`); here, `verify`, which checks all of them."
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from frs_cli.errors import WatchlistError
-
-if TYPE_CHECKING:
-    pass
-
 from frs_cli.watchlist.calibrating import Calibrated
 from frs_cli.watchlist.store import DIM
 

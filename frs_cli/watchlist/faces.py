@@ -7,15 +7,11 @@ import contextlib
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from frs_cli.errors import UsageError, WatchlistError
-
-if TYPE_CHECKING:
-    pass
-
 from frs_cli.watchlist.store import (
     DIM,
     SCHEMA,

@@ -10,16 +10,12 @@ import glob
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from frs_cli import files
 from frs_cli.hashing import fast_sha256, sha256_file
-
-if TYPE_CHECKING:
-    pass
-
 from frs_cli.watchlist.faces import Faces
 from frs_cli.watchlist.store import DIM, _now, writer_lock
 

@@ -21,15 +21,12 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 import numpy as np
 
 from frs_cli import files
 from frs_cli.errors import WatchlistError
-
-if TYPE_CHECKING:
-    pass
 
 SCHEMA_VERSION = 1
 DIM = 128
