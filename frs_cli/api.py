@@ -112,6 +112,7 @@ class Scan:
             with self._opened(model_id) as wl:
                 if wl.size == 0:
                     raise FrsError(f"the watchlist {cfg.watchlist} is empty; enrol photos first")
+                wl.preload()  # a large store's index loads while the workers analyse
                 fingerprint = wl.fingerprint()
                 stats = scanning.new_stats(wl)
                 cfg = dataclasses.replace(

@@ -276,7 +276,7 @@ def iter_videos(
 
 def new_stats(watchlist: Watchlist) -> ScanStats:
     return ScanStats(
-        watchlist_faces=watchlist.size, watchlist_identities=len(watchlist.identities())
+        watchlist_faces=watchlist.size, watchlist_identities=watchlist.identity_count()
     )
 
 

@@ -105,3 +105,35 @@ def test_views_of_one_face_are_judged_on_their_mean_distance(tmp_path, exact):
         m = wl.match_views(on_a_line(0.9, 0.8, 0.15))
         assert m is not None and m.identity == "b"
         assert m.distance == pytest.approx((0.1 + 0.2 + 0.85) / 3, abs=1e-5)
+
+
+def test_a_large_stores_labels_are_cached_beside_it_and_checked(tmp_path, monkeypatch):
+    from frs_cli.watchlist.store import Store
+
+    monkeypatch.setattr(Store, "exact_limit", 50)  # "large" from 50 faces
+    path = tmp_path / "wl.db"
+    with Watchlist.create(path, "m1") as wl:
+        wl.add_vectors([f"id{i // 2}" for i in range(120)], vectors(120))
+        assert wl.size == 120
+        want = (wl._face_ids.copy(), wl._labels.copy(), list(wl._names))
+    cache = path.with_name("wl.db.labels.npz")
+    assert cache.exists() and cache.stat().st_mode & 0o777 == 0o600
+    with Watchlist.open(path) as wl:
+        assert wl._load_labels()  # read from the cache, not the store
+        assert (wl._face_ids.tolist(), wl._labels.tolist(), wl._names) == (
+            want[0].tolist(), want[1].tolist(), want[2],
+        )  # fmt: skip
+        wl.add_vectors(["new"], vectors(1, seed=9))  # a new generation: the cache is stale
+        assert not wl._load_labels()
+        assert wl.size == 121 and "new" in wl._names
+    cache.write_bytes(b"not an npz")  # damaged: read from the store again
+    with Watchlist.open(path) as wl:
+        assert not wl._load_labels() and wl.size == 121
+    # The index, loaded in a thread while other work goes on, searches as the plain one.
+    with Watchlist.open(path) as wl:
+        wl.rebuild()
+    with Watchlist.open(path) as wl:
+        wl.preload()
+        assert wl._preloading is not None
+        found = wl.search(vectors(120)[7] + 0.001)[0]
+        assert found is not None and found.identity == "id3" and wl._preloading is None

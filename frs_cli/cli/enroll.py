@@ -55,7 +55,7 @@ def enroll(
             wl, paths, name, workers or _default_workers(), scheduler, say, warn=_say(False)
         )
         total = wl.face_count()
-        people = len(wl.identities())
+        people = wl.identity_count()
         unlike = wl.unlike_photos({p["identity"] for p in stats.photos})
     for u in unlike:
         say(

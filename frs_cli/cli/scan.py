@@ -243,6 +243,7 @@ def scan(
                 raise FrsError(
                     f"the watchlist {cfg.watchlist} is empty; enrol photos with `frs enroll`"
                 )
+            wl.preload()  # a large store's index loads while the workers analyse
             wl_fingerprint = wl.fingerprint()
             stats = scanning.new_stats(wl)
             try:

@@ -60,7 +60,7 @@ def watchlist_info(watchlist: Path | None, fpir: float) -> None:
         faces = wl.face_count()
         lines = [
             f"watchlist: {path}",
-            f"identities: {len(wl.identities())}",
+            f"identities: {wl.identity_count()}",
             f"faces: {faces}",
             f"cohort: {wl.cohort_count()} faces of people not on the watchlist",
             f"encoder: {meta['model_id']}",

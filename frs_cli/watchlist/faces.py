@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from frs_cli import files
 from frs_cli.errors import UsageError, WatchlistError
 from frs_cli.watchlist.store import (
     DIM,
@@ -61,6 +64,10 @@ class Faces(Store):
         ).fetchall()
         return [Identity(name, n) for name, n in rows]
 
+    def identity_count(self) -> int:
+        """How many identities (without reading every face, as `identities` does)."""
+        return int(self.conn.execute("SELECT count(*) FROM identities").fetchone()[0])
+
     def fingerprint(self) -> dict[str, Any]:
         """What the audit trail records of the watchlist a command used."""
         meta = self.meta()
@@ -68,7 +75,7 @@ class Faces(Store):
             "path": str(self.path),
             "generation": int(meta["generation"]),
             "model_id": meta["model_id"],
-            "identities": len(self.identities()),
+            "identities": self.identity_count(),
             "faces": self.face_count(),
         }
 
@@ -101,6 +108,7 @@ class Faces(Store):
         self._vectors = None
         self._face_ids = None
         self._index = None
+        self._preloading = None  # a thread still reading the old index: its result is dropped
         self._cohort = None
 
     def add_faces(self, rows: Sequence[tuple[str, np.ndarray, str, str, str]]) -> int:
@@ -287,6 +295,8 @@ class Faces(Store):
         enrols (SQLite WAL)."""
         if self._face_ids is not None and (self._vectors is not None or not with_vectors):
             return
+        if not with_vectors and self._load_labels():
+            return
         columns = "f.id, f.identity_id, i.name" + (", f.vector" if with_vectors else "")
         rows = self.conn.execute(
             f"SELECT {columns} FROM faces f JOIN identities i ON i.id = f.identity_id ORDER BY f.id"
@@ -298,6 +308,8 @@ class Faces(Store):
         order, labels = np.unique(idents, return_inverse=True)
         self._names = [names[int(i)] for i in order]
         self._labels, self._face_ids = labels.astype(np.int64), ids
+        if n >= self.exact_limit:
+            self._save_labels()
         if with_vectors:
             blob = b"".join(r[3] for r in rows)
             if len(blob) != n * DIM * 4:
@@ -309,6 +321,39 @@ class Faces(Store):
             if not np.isfinite(vectors).all():
                 self.check_vectors()  # names them
             self._vectors = vectors
+
+    # A large store's face ids and identities, in face-id order (the index's), kept beside
+    # it so that opening a 1M-face watchlist does not read a million rows (2.5 s) each time:
+    # names and numbers only, checked against the store's generation and face count.
+    @property
+    def labels_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".labels.npz")
+
+    def _load_labels(self) -> bool:
+        try:
+            with np.load(self.labels_path, allow_pickle=False) as data:
+                if int(data["generation"]) != self.generation or int(data["faces"]) != len(
+                    data["face_ids"]
+                ):
+                    return False
+                face_ids, labels = data["face_ids"].astype(np.int64), data["labels"]
+                names = [str(n) for n in data["names"]]
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
+            return False  # missing, stale or damaged: read from the store (and saved again)
+        if len(face_ids) != self.face_count() or len(labels) != len(face_ids):
+            return False
+        self._face_ids, self._labels, self._names = face_ids, labels.astype(np.int64), names
+        return True
+
+    def _save_labels(self) -> None:
+        assert self._face_ids is not None and self._labels is not None
+        # A read-only folder: read from the store each time.
+        with contextlib.suppress(OSError), files.replacing(self.labels_path, binary=True) as f:
+            np.savez(
+                f, generation=np.int64(self.generation), faces=np.int64(len(self._face_ids)),
+                face_ids=self._face_ids, labels=self._labels.astype(np.int32),
+                names=np.array(self._names, dtype=str),
+            )  # fmt: skip
 
     @property
     def vectors(self) -> np.ndarray:

@@ -9,6 +9,7 @@ import contextlib
 import glob
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +48,42 @@ class Indexed(Faces):
     def index_meta_path(self) -> Path:
         return self.path.with_name(self.path.name + ".hnsw.json")
 
+    def preload(self) -> None:
+        """Start reading a large store's index file in a thread, so that it loads while
+        the workers analyse the first file (at 1M faces: 2.8 s from disk, 0.6 s cached)
+        instead of after it; `index()` waits for it. Small stores are searched exactly."""
+        if self._index is not None or self._preloading is not None:
+            return
+        self._load()
+        if self.size < self.exact_limit:
+            return
+        state = self.index_state()
+        if state not in ("fresh", "stale"):
+            return
+        found: dict[str, Any] = {}
+        # Only files are read in the thread (the SQLite connection stays in this one).
+        thread = threading.Thread(
+            target=lambda: found.setdefault("index", self._load_index()),
+            name="frs-index-load",
+            daemon=True,
+        )
+        thread.start()
+        self._preloading = (thread, found, state)
+
     def index(self) -> Any:
         """The HNSW index over the store's faces: loaded if it matches the store, brought
         up to date from the change log if it is older, else rebuilt; saved atomically."""
         if self._index is not None:
             return self._index
         self._load()
-        state = self.index_state()
-        index = self._load_index() if state in ("fresh", "stale") else None
+        if self._preloading is not None:
+            thread, found, state = self._preloading
+            self._preloading = None
+            thread.join()
+            index = found.get("index")
+        else:
+            state = self.index_state()
+            index = self._load_index() if state in ("fresh", "stale") else None
         if index is not None and state == "stale":
             with writer_lock(self.path):
                 index = self._catch_up(index)

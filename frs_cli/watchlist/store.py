@@ -183,6 +183,7 @@ class Store:
         self._index: Any = None
         self._cohort: np.ndarray | None = None
         self._empty = False
+        self._preloading: Any = None  # (thread, result, state) of Indexed.preload
 
     # -- opening ---------------------------------------------------------
     @classmethod
@@ -366,7 +367,10 @@ class Store:
 
 def _sidecars(path: Path) -> list[Path]:
     """The files SQLite and frs keep beside a store at `path`."""
-    names = ("-wal", "-shm", "-journal", ".lock", ".audit.jsonl", ".calibration.json", ".hnsw.json")
+    names = (
+        "-wal", "-shm", "-journal", ".lock", ".audit.jsonl", ".calibration.json", ".hnsw.json",
+        ".labels.npz",
+    )  # fmt: skip
     return [path.with_name(path.name + n) for n in names]
 
 
