@@ -69,8 +69,8 @@ def demo_expected() -> list[tuple[str, float, float]]:
 
 @pytest.fixture(scope="session")
 def lfw_faces() -> tuple[list[str], object]:
-    """Every photo of the first 700 lfw-dev identities (by name) encoded once per test run
-    as `frs evaluate` does (central face): (identity per encoding, encodings). ~25 s."""
+    """Every photo of the first 500 lfw-dev identities (by name) encoded once per test run
+    as `frs evaluate` does (central face): (identity per encoding, encodings). ~9 s."""
     if not SHARED.is_dir():
         pytest.skip(f"real footage and photos not found at {SHARED}")
     import numpy as np
@@ -78,7 +78,7 @@ def lfw_faces() -> tuple[list[str], object]:
     from frs_cli.enroll import PhotoJob, encode_photos
     from frs_cli.executors import make_executor, ordered_map
 
-    people = sorted(p for p in (SHARED / "lfw-dev").iterdir() if p.is_dir())[:700]
+    people = sorted(p for p in (SHARED / "lfw-dev").iterdir() if p.is_dir())[:500]
     jobs = [PhotoJob(p.name, str(f)) for p in people for f in sorted(p.glob("*.jpg"))]
     executor = make_executor(2, "hog")
     try:
