@@ -458,7 +458,8 @@ def read_only(tmp_path, wl):
             pytest.skip("cannot remount read-only here")
         yield mount / wl.name
     finally:
-        subprocess.run(["umount", str(mount)])
+        # Lazily: a connection left open by a failing test must not keep the mount behind.
+        subprocess.run(["umount", "-l", str(mount)])
 
 
 def test_a_watchlist_on_a_read_only_medium_says_so(read_only):
