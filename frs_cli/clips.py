@@ -99,7 +99,7 @@ def _box_at(boxes: list[tuple[int, Box]], pts: int) -> Box | None:
     """The box of the analysed frame nearest `pts`, within the track's span."""
     if not boxes or pts < boxes[0][0] or pts > boxes[-1][0]:
         return None
-    k = bisect.bisect_left([p for p, _ in boxes], pts)
+    k = bisect.bisect_left(boxes, (pts,))  # (pts,) sorts before (pts, box)
     near = [boxes[i] for i in (k - 1, k) if 0 <= i < len(boxes)]
     return min(near, key=lambda b: abs(b[0] - pts))[1]
 

@@ -56,22 +56,23 @@ class People:
         return labels
 
     def _nearest(self, source: str, start: int, end: int, views: np.ndarray) -> _Person | None:
-        free = [p for p in self.people if not _overlaps(p, source, start, end)]
-        if not free:
+        if not self.people:
             return None
-        spread = [float(distances(views, p.views).min(axis=1).mean()) for p in free]
+        # Each person's mean distance to the track's views, each view to its nearest.
+        spread = [float(distances(views, p.views).min(axis=1).mean()) for p in self.people]
         order = np.argsort(spread)
-        best = float(spread[order[0]])
-        # Anyone else, even someone in these frames, counts as the next person: a face
-        # that looks like two people is not given either's label.
-        others = [
-            float(distances(views, p.views).min(axis=1).mean())
-            for p in self.people
-            if p is not free[order[0]]
-        ]
-        second = min(others, default=float("inf"))
-        if best <= SAME_PERSON and second - best >= MARGIN:
-            return free[order[0]]
+        best = int(order[0])
+        # The nearest person must be free (not in these frames) and clearly nearer than
+        # anyone else, even someone in these frames: a face that looks like two people is
+        # not given either's label.
+        second = float(spread[order[1]]) if len(order) > 1 else float("inf")
+        person = self.people[best]
+        if (
+            spread[best] <= SAME_PERSON
+            and second - spread[best] >= MARGIN
+            and not _overlaps(person, source, start, end)
+        ):
+            return person
         return None
 
 
