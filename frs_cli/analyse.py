@@ -57,6 +57,7 @@ EDGE_MISSES = 2  # frames in a row without the face that end an edge search
 FOLLOW_THRESHOLD = -0.3  # HOG score a followed face needs (whole-frame searches need 0, dlib's
 # default): a face known to be there scores below 0 in some frames as it turns or blurs. With 0,
 # tracks broke there (street clip: 93% of the reference's faces inside tracks; with -0.3: 96%).
+QUICK_MAX_PIXELS = 1280 * 720  # a quick search looks at no more pixels than this
 ENCODE_BATCH = 8  # views waiting for the encoder are encoded together, at most this many
 PROFILE_QUALITY = 0.6  # a profile view is worth this much of a frontal one
 # Pyramid levels a region search needs. Level l finds faces of WINDOW_PX * (6/5)**l pixels, and
@@ -154,7 +155,7 @@ class SegmentScanner:
         # Whole-frame search sizes: a face of min_face source pixels fills the window; for
         # the quick searches, a face twice that size (a quarter of the pixels).
         self.det_size = self._search_size(cfg.min_face)
-        self.quick_size = self._search_size(2 * cfg.min_face)
+        self.quick_size = self._search_size(2 * cfg.min_face, QUICK_MAX_PIXELS)
         self.rois = [
             Box(x, y, min(w, width - x), min(h, height - y))
             for x, y, w, h in cfg.rois
@@ -222,9 +223,12 @@ class SegmentScanner:
             self.ring.clear()
             self.ring.append(current)
 
-    def _search_size(self, min_face: int) -> tuple[int, int]:
-        """The frame size at which a face of `min_face` source pixels fills the window."""
+    def _search_size(self, min_face: int, max_pixels: int | None = None) -> tuple[int, int]:
+        """The frame size at which a face of `min_face` source pixels fills the window,
+        made smaller where it would exceed `max_pixels`."""
         scale = detect.scale_for(min_face)
+        if max_pixels and self.width * self.height * scale * scale > max_pixels:
+            scale = math.sqrt(max_pixels / (self.width * self.height))
         return (
             max(detect.WINDOW_PX, int(round(self.width * scale))),
             max(detect.WINDOW_PX, int(round(self.height * scale))),

@@ -82,7 +82,7 @@ from frs_cli.records import PERSON_COLUMN, AnalysisConfig
     default=AnalysisConfig.quick_fps,
     show_default=True,
     help="Whole-frame searches per second, in between, for faces of twice --min-face or "
-    "larger (a quarter of the cost).",
+    "larger (a quarter of the cost), on at most 1280x720 pixels.",
 )
 @click.option(
     "--min-face",

@@ -1,0 +1,189 @@
+"""1080p speed and face coverage of `frs scan` at its defaults (issue 24), in one run.
+
+For each code tree given (`--tree NAME=PATH`, e.g. a `git worktree` of an older commit;
+default: this checkout) and the same files:
+- the street clip repeated `--times` times (remuxed, no re-encoding): `frs scan` at its
+  defaults, `--repeat` runs interleaved across trees, wall time (best and all), the
+  real-time factor, stage core-seconds from `--summary`;
+- a decode-only pass of that file in the same minutes: two processes, each decoding
+  half of it (seeking to the keyframe before its half, as frs's segments do), every frame
+  decoded and nothing else: the floor frs's time is reported against;
+- face coverage on the clip itself: the share of the faces dlib's HOG finds with
+  upsample 1 (the whole detector, RGB) on every `--every`th frame that lie, at that
+  moment, in some frs track (`--unmatched --detections`; nearest sighting in time,
+  IoU >= 0.3), and the faces per track (a face split at a segment cut counts twice).
+
+    python benchmarks/hd_speed.py [--tree NAME=PATH ...] [--times 8] [--repeat 2]
+        [--clip PATH] [--out results.json] [-- EXTRA SCAN OPTIONS]
+
+Needs ../shared/data beside the checkout (or --clip). The watchlist is built from
+faces/lin-manuel-miranda.png, alex-lacamoire.png and obama.jpg.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scan_speed import DATA, PHOTOS, ROOT, concat_clip, face_coverage, run  # noqa: E402
+
+STREET = DATA / "footage" / "street_1080p.mp4"
+
+
+def decode_half(path: str, k: int, parts: int) -> int:
+    """Decode the `k`th of `parts` equal time spans of `path` (one thread): the frame count."""
+    import av
+
+    count = 0
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.thread_count = 1
+        duration = container.duration / 1e6
+        start, end = k * duration / parts, (k + 1) * duration / parts
+        if k:
+            container.seek(int(start / stream.time_base), stream=stream, backward=True)
+        for frame in container.decode(stream):
+            t = float(frame.pts * stream.time_base)
+            if t >= end:
+                break
+            count += t >= start
+    return count
+
+
+def decode_only(path: Path, parts: int = 2) -> dict[str, float]:
+    start = time.perf_counter()
+    with ProcessPoolExecutor(parts) as pool:
+        frames = sum(pool.map(decode_half, [str(path)] * parts, range(parts), [parts] * parts))
+    return {"wall_s": time.perf_counter() - start, "frames": frames}
+
+
+def hog_reference(path: Path, every: int) -> list[dict]:
+    """dlib's HOG with upsample 1 on every `every`th frame: [{"t": s, "faces": [[l,t,w,h]]}]."""
+    import av
+    import dlib
+    import numpy as np
+
+    detector = dlib.get_frontal_face_detector()
+    frames = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        origin = (container.start_time or 0) / 1_000_000
+        for i, frame in enumerate(container.decode(stream)):
+            if i % every:
+                continue
+            rgb = np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
+            faces = [[r.left(), r.top(), r.width(), r.height()] for r in detector(rgb, 1)]
+            frames.append(
+                {"t": round(float(frame.pts * stream.time_base) - origin, 4), "faces": faces}
+            )
+    return frames
+
+
+def scan(tree: Path, args: list[str], stdout: Path) -> dict[str, float]:
+    env_path = os.environ.get("PYTHONPATH", "")
+    os.environ["PYTHONPATH"] = str(tree)
+    try:
+        # -P: not the current folder first on sys.path, so PYTHONPATH chooses the tree
+        return run([sys.executable, "-P", "-m", "frs_cli", "scan", "-q", *args], stdout)
+    finally:
+        os.environ["PYTHONPATH"] = env_path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tree", action="append", help="NAME=PATH of a code tree (default: .)")
+    parser.add_argument("--clip", type=Path, default=STREET)
+    parser.add_argument("--times", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--every", type=int, default=5)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("extra", nargs="*", help="more `frs scan` options (after --)")
+    args = parser.parse_args()
+    trees = dict(t.split("=", 1) for t in args.tree) if args.tree else {"this": str(ROOT)}
+    if not args.clip.is_file():
+        raise SystemExit(f"needs {args.clip}")
+    results: dict = {
+        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores",
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "clip": str(args.clip),
+        "times": args.times,
+        "extra": args.extra,
+        "trees": {},
+    }
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        wl = tmp / "wl.db"
+        photos = [str(DATA / "faces" / p) for p in PHOTOS]
+        run([sys.executable, "-m", "frs_cli", "enroll", "-q", "-w", str(wl), *photos])
+        long_clip = tmp / f"x{args.times}.mp4"
+        concat_clip(args.clip, args.times, long_clip)
+        walls: dict[str, list[dict]] = {name: [] for name in trees}
+        decodes = []
+        for _ in range(args.repeat):
+            decodes.append(decode_only(long_clip))
+            for name, tree in trees.items():
+                summary = tmp / f"{name}.summary.json"
+                r = scan(
+                    Path(tree),
+                    ["-w", str(wl), "--summary", str(summary), *args.extra, str(long_clip)],
+                    tmp / "rows.csv",
+                )
+                r["stages"] = json.loads(summary.read_text())["stage_seconds"]
+                r["footage_s"] = json.loads(summary.read_text())["footage_s"]
+                walls[name].append(r)
+        floor = min(d["wall_s"] for d in decodes)
+        ref = hog_reference(args.clip, args.every)
+        total = sum(len(f["faces"]) for f in ref)
+        for name, tree in trees.items():
+            det = tmp / f"{name}.det.jsonl"
+            scan(
+                Path(tree),
+                [
+                    "-w",
+                    str(wl),
+                    "--unmatched",
+                    "--detections",
+                    "--format",
+                    "jsonl",
+                    *args.extra,
+                    str(args.clip),
+                ],
+                det,
+            )
+            rows = [json.loads(x) for x in det.read_text().splitlines()]
+            best = min(walls[name], key=lambda r: r["wall_s"])
+            footage = best["footage_s"]
+            found = {
+                "walls_s": [round(r["wall_s"], 2) for r in walls[name]],
+                "best_s": round(best["wall_s"], 2),
+                "realtime_x": round(footage / best["wall_s"], 2),
+                "x_decode_only": round(best["wall_s"] / floor, 2),
+                "stages": {k: round(v, 2) for k, v in sorted(best["stages"].items())},
+                "coverage": round(face_coverage(ref, rows), 3),
+                "reference_faces": total,
+                "tracks": len({r["track_id"] for r in rows}),
+            }
+            results["trees"][name] = found
+            stages = ", ".join(f"{k} {v}" for k, v in found["stages"].items())
+            print(
+                f"{name}: {found['best_s']} s (runs {found['walls_s']}) for {footage:.1f} s: "
+                f"{found['realtime_x']}x real time, {found['x_decode_only']}x the decode-only "
+                f"pass; stages {stages}; coverage {found['coverage']} of {total}, "
+                f"{found['tracks']} tracks"
+            )
+        results["decode_only_s"] = [round(d["wall_s"], 2) for d in decodes]
+        print(f"decode-only pass (2 processes): {results['decode_only_s']} s")
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
