@@ -13,6 +13,12 @@ default: this checkout) and the same files:
   moment, in some frs track (`--unmatched --detections`; nearest sighting in time,
   IoU >= 0.3), and the faces per track (a face split at a segment cut counts twice).
 
+With `--fixed-camera SECONDS` the same is measured on a made fixed-camera clip instead
+(no public 1080p fixed-camera clip with people's faces was at hand): the first frame of
+the street clip held still as the scene (its people then stand still, like people
+waiting), with lfw-dev photos (`--lfw`) crossing it at walking speed, several at a time,
+faces of 45-140 px; H.264 (x264 veryfast), made at run time and never kept.
+
     python benchmarks/hd_speed.py [--tree NAME=PATH ...] [--times 8] [--repeat 2]
         [--clip PATH] [--out results.json] [-- EXTRA SCAN OPTIONS]
 
@@ -36,6 +42,43 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scan_speed import DATA, PHOTOS, ROOT, concat_clip, face_coverage, run  # noqa: E402
 
 STREET = DATA / "footage" / "street_1080p.mp4"
+LFW = DATA / "lfw-dev"
+
+
+def make_fixed_clip(dst: Path, seconds: int, fps: int = 25, seed: int = 7) -> None:
+    """A fixed-camera 1080p clip: the street clip's first frame as a still scene, and
+    lfw-dev photos crossing it (each 3-8 s on screen, 1-4 px a frame)."""
+    import av
+    import numpy as np
+    from PIL import Image
+
+    with av.open(str(STREET)) as container:
+        scene = next(iter(container.decode(video=0))).to_image()
+    rng = np.random.default_rng(seed)
+    people = sorted(p for p in LFW.iterdir() if p.is_dir())
+    walkers = []
+    for k in range(seconds * 2 // 5):  # about two on screen at a time
+        photo = Image.open(sorted(people[(k * 37) % len(people)].glob("*.jpg"))[0]).convert("RGB")
+        side = int(rng.uniform(100, 310))  # LFW faces are ~0.45 of the photo: 45-140 px
+        start = rng.uniform(0, seconds - 3) * fps
+        frames = rng.uniform(3, 8) * fps
+        speed = rng.uniform(1, 4) * rng.choice([-1, 1])
+        x0 = rng.uniform(0.1, 0.9) * 1920
+        y = int(rng.uniform(420, 820) - side / 2)
+        walkers.append((photo.resize((side, side)), start, start + frames, x0, speed, y))
+    with av.open(str(dst), "w") as out:
+        stream = out.add_stream("libx264", rate=fps, options={"preset": "veryfast"})
+        stream.width, stream.height, stream.pix_fmt = 1920, 1080, "yuv420p"
+        for i in range(seconds * fps):
+            image = scene.copy()
+            for photo, first, last, x0, speed, y in walkers:
+                if first <= i <= last:
+                    image.paste(photo, (int(x0 + speed * (i - first)), y))
+            frame = av.VideoFrame.from_image(image)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
 
 
 def decode_half(path: str, k: int, parts: int) -> int:
@@ -105,6 +148,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--every", type=int, default=5)
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--fixed-camera",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="measure a made fixed-camera clip this long instead (see above)",
+    )
     parser.add_argument("extra", nargs="*", help="more `frs scan` options (after --)")
     args = parser.parse_args()
     trees = dict(t.split("=", 1) for t in args.tree) if args.tree else {"this": str(ROOT)}
@@ -124,7 +174,11 @@ def main() -> None:
         photos = [str(DATA / "faces" / p) for p in PHOTOS]
         run([sys.executable, "-m", "frs_cli", "enroll", "-q", "-w", str(wl), *photos])
         long_clip = tmp / f"x{args.times}.mp4"
-        concat_clip(args.clip, args.times, long_clip)
+        if args.fixed_camera:
+            make_fixed_clip(long_clip, args.fixed_camera)
+            args.clip = long_clip
+        else:
+            concat_clip(args.clip, args.times, long_clip)
         walls: dict[str, list[dict]] = {name: [] for name in trees}
         decodes = []
         for _ in range(args.repeat):

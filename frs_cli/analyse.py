@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from frs_cli import decode, detect, progress_report, views
+from frs_cli import changes, decode, detect, progress_report, views
 from frs_cli.encode import face_encodings
 from frs_cli.errors import InputError
 from frs_cli.records import (
@@ -154,8 +154,13 @@ class SegmentScanner:
         self.detector = detect.get(cfg.model, max_levels=FOLLOW_LEVELS)
         # Whole-frame search sizes: a face of min_face source pixels fills the window; for
         # the quick searches, a face twice that size (a quarter of the pixels).
-        self.det_size = self._search_size(cfg.min_face)
-        self.quick_size = self._search_size(2 * cfg.min_face, QUICK_MAX_PIXELS)
+        self.det_size = detect.search_size(width, height, cfg.min_face)
+        self.quick_size = detect.search_size(width, height, 2 * cfg.min_face, QUICK_MAX_PIXELS)
+        # With a fixed camera, full searches look where the picture changed; faces larger
+        # than the quick searches' smallest are left to those (changes.py).
+        quick_face = detect.WINDOW_PX * width / self.quick_size[0]
+        self.changes = changes.ChangeMap(width, height, rotation, quick_face)
+        self.gate = not cfg.search_unchanged
         self.rois = [
             Box(x, y, min(w, width - x), min(h, height - y))
             for x, y, w, h in cfg.rois
@@ -210,8 +215,11 @@ class SegmentScanner:
         if not (is_sample or is_full):
             return
         self.analysed += 1
-        if is_full or is_quick:
-            self._full_frame(current, self.det_size if is_full else self.quick_size)
+        if is_full:
+            complete = full_cell % changes.COMPLETE_EVERY == 0 or not self.gate
+            self._full_frame(current, self.det_size, self.changes.regions(frame, complete))
+        elif is_quick:
+            self._full_frame(current, self.quick_size, None)
         else:
             self._follow(current, list(self.live))
         self._drop_duplicates(pts)
@@ -222,17 +230,6 @@ class SegmentScanner:
             # and its start is searched for back to here.)
             self.ring.clear()
             self.ring.append(current)
-
-    def _search_size(self, min_face: int, max_pixels: int | None = None) -> tuple[int, int]:
-        """The frame size at which a face of `min_face` source pixels fills the window,
-        made smaller where it would exceed `max_pixels`."""
-        scale = detect.scale_for(min_face)
-        if max_pixels and self.width * self.height * scale * scale > max_pixels:
-            scale = math.sqrt(max_pixels / (self.width * self.height))
-        return (
-            max(detect.WINDOW_PX, int(round(self.width * scale))),
-            max(detect.WINDOW_PX, int(round(self.height * scale))),
-        )
 
     def finish(self) -> tuple[Track, ...]:
         for live in self.live:
@@ -246,13 +243,23 @@ class SegmentScanner:
         return tuple(sorted(tracks, key=lambda tr: (tr.start_pts, tr.sightings[0].box.left)))
 
     # -- one analysed frame ----------------------------------------------
-    def _full_frame(self, fr: decode.Frame, size: tuple[int, int]) -> None:
+    def _full_frame(
+        self, fr: decode.Frame, size: tuple[int, int], changed: list[Box] | None
+    ) -> None:
+        """Search the frame (only `changed` regions, unless None) and match the faces."""
         # On luma, like the region searches: a third cheaper than RGB. (Before followed faces
         # were held at a lower score, luma lost 5% of the street clip's faces; now it loses
         # none: 0.978 of them in tracks either way at one whole-frame search a second.)
+        regions = self.rois or None
+        if changed is not None:  # ROIs restrict it further
+            regions = [c.intersection(r) for c in changed for r in self.rois or [c]]
         found = [
             Detection(detect.clip_box(d.box, self.width, self.height), d.score, d.frontal)
-            for d in (self._search_regions(fr, size) if self.rois else self._search_frame(fr, size))
+            for d in (
+                self._search_frame(fr, size)
+                if regions is None
+                else self._search_regions(fr, size, [r for r in regions if r.area])
+            )
             if self._wanted(d.box)
         ]
         fresh: list[Detection] = []
@@ -291,17 +298,21 @@ class SegmentScanner:
             raw = self.searcher(image, 0.0)
         return [detect.to_source(d, sx, sy) for d in raw]
 
-    def _search_regions(self, fr: decode.Frame, size: tuple[int, int]) -> list[Detection]:
-        """The whole-frame search in the regions of interest only: the frame is scaled as
-        for a whole-frame search and each region cut from it, so a region covering the
-        frame finds exactly what the whole-frame search finds, and a small one costs only
-        its pixels. A face across two regions may be found twice; the duplicates are
-        dropped like any second box on one face."""
+    def _search_regions(
+        self, fr: decode.Frame, size: tuple[int, int], regions: list[Box]
+    ) -> list[Detection]:
+        """The whole-frame search in some regions only (of interest, or changed): the
+        frame is scaled as for a whole-frame search and each region cut from it, so a
+        region covering the frame finds exactly what the whole-frame search finds, and a
+        small one costs only its pixels. A face across two regions may be found twice; the
+        duplicates are dropped like any second box on one face."""
+        if not regions:
+            return []
         with STAGES.timed("convert"):
             image = decode.frame_luma_scaled(fr.frame, self.rotation, *size)
         sx, sy = size[0] / self.width, size[1] / self.height
         found: list[Detection] = []
-        for roi in self.rois:
+        for roi in regions:
             left, top = round(roi.left * sx), round(roi.top * sy)
             right, bottom = round(roi.right * sx), round(roi.bottom * sy)
             if right - left < detect.WINDOW_PX // 2 or bottom - top < detect.WINDOW_PX // 2:

@@ -9,6 +9,7 @@ exact factor, and lets large frames be *reduced* when only large faces matter.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -75,6 +76,20 @@ def get(name: str, whole_frame: bool = False, max_levels: int | None = None) -> 
 def scale_for(min_face: int) -> float:
     """The factor that makes a face of `min_face` source pixels as large as the window."""
     return WINDOW_PX / max(1, min_face)
+
+
+def search_size(
+    width: int, height: int, min_face: int, max_pixels: int | None = None
+) -> tuple[int, int]:
+    """The size to scale a `width` x `height` frame to so that a face of `min_face` source
+    pixels fills the window; smaller where that would exceed `max_pixels`."""
+    scale = scale_for(min_face)
+    if max_pixels and width * height * scale * scale > max_pixels:
+        scale = math.sqrt(max_pixels / (width * height))
+    return (
+        max(WINDOW_PX, int(round(width * scale))),
+        max(WINDOW_PX, int(round(height * scale))),
+    )
 
 
 def to_source(

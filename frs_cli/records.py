@@ -45,6 +45,12 @@ class Box:
         union = self.area + other.area - inter
         return inter / union if union else 0.0
 
+    def intersection(self, other: Box) -> Box:
+        """The part of this box inside `other` (zero-sized where they do not overlap)."""
+        left, top = max(self.left, other.left), max(self.top, other.top)
+        right, bottom = min(self.right, other.right), min(self.bottom, other.bottom)
+        return Box(left, top, max(0, right - left), max(0, bottom - top))
+
     def expanded(self, margin: float, frame_w: int, frame_h: int) -> Box:
         """This box grown by `margin` x its size on each side, clipped to the frame."""
         dx, dy = int(self.width * margin), int(self.height * margin)
@@ -118,6 +124,9 @@ class AnalysisConfig:
     # Regions of interest (left, top, width, height in displayed pixels): only faces whose
     # box centre lies in one are searched for, followed and reported. Empty: the frame.
     rois: tuple[tuple[int, int, int, int], ...] = ()
+    # Whole-frame searches look at every pixel, also where the picture did not change since
+    # the previous one (changes.py); by default only the changed parts, with a fixed camera.
+    search_unchanged: bool = False
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,13 @@ from frs_cli.records import PERSON_COLUMN, AnalysisConfig
     "for several regions.",
 )
 @click.option(
+    "--search-unchanged",
+    is_flag=True,
+    help="Search every pixel at each whole-frame search. By default, with a fixed camera, "
+    "only where the picture changed since the previous one is searched (and everything "
+    "every 5 seconds of footage).",
+)
+@click.option(
     "--settings",
     "settings_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -187,6 +194,7 @@ def scan(
     redact: bool,
     resume: bool,
     rois: tuple[str, ...],
+    search_unchanged: bool,
     settings_path: Path | None,
     clocks: tuple[str, ...],
     start_time: str | None,
@@ -218,6 +226,7 @@ def scan(
             views=crops_dir is not None,
             redact=redact,
             rois=tuple(settings.parse_roi(r) for r in rois),
+            search_unchanged=search_unchanged,
         ),
         workers=_workers(workers, scheduler, verbose),
         detections=detections,

@@ -1,0 +1,106 @@
+"""Where the picture changed since the last whole-frame search, for a fixed camera.
+
+A face in a part of the frame whose pixels are the same as at the previous whole-frame
+search was there then: it was found then (and is being followed) or it was not findable
+on those same pixels. So a whole-frame search need only look again where the picture
+changed, grown by the largest face it must see whole; faces larger than that are left to
+the quick searches, which always look at the whole frame. Where the camera moves, most of
+the frame changes and the whole frame is searched as before. Every `COMPLETE_EVERY`th
+search (on the absolute time grid) looks at everything regardless, so that a change too
+slow to pass `LEVEL` between two searches is caught within a few seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from frs_cli import decode
+from frs_cli.records import Box
+from frs_cli.stages import STAGES
+
+CELL_PX = 8  # the change map's cells: the mean luma of 8x8 source pixels (swscale's area)
+LEVEL = 12  # a cell whose mean luma moved by more than this (of 255) has changed; sensor
+# and compression noise of an area average stays well below it
+MAX_SHARE = 0.5  # search the changed areas only while they are under half the frame
+COMPLETE_EVERY = 5  # whole-frame searches: every 5th looks at the whole frame
+
+
+class ChangeMap:
+    """The regions of a frame that changed since the frame of the previous call."""
+
+    def __init__(self, width: int, height: int, rotation: int, margin_px: float):
+        self.width, self.height, self.rotation = width, height, rotation
+        self.cols = max(1, round(width / CELL_PX))
+        self.rows = max(1, round(height / CELL_PX))
+        # A face overlapping a changed cell lies within its own size of it.
+        self.grow = math.ceil(margin_px / CELL_PX) + 1
+        self.base: np.ndarray | None = None
+
+    def regions(self, frame: Any, complete: bool) -> list[Box] | None:
+        """The changed regions (source pixels) to search, or None: search everything."""
+        with STAGES.timed("convert"):
+            small = decode.frame_luma_scaled(
+                frame, self.rotation, self.cols, self.rows, interpolation="AREA"
+            )
+        base, self.base = self.base, small
+        if base is None or complete:
+            return None
+        changed = np.abs(small.astype(np.int16) - base) > LEVEL
+        cw, ch = self.width / self.cols, self.height / self.rows
+        boxes = []
+        for r0, r1, c0, c1 in rectangles(grow(changed, self.grow)):
+            left, top = int(c0 * cw), int(r0 * ch)
+            right = min(self.width, math.ceil(c1 * cw))
+            bottom = min(self.height, math.ceil(r1 * ch))
+            boxes.append(Box(left, top, right - left, bottom - top))
+        if sum(b.width * b.height for b in boxes) > MAX_SHARE * self.width * self.height:
+            return None
+        return boxes
+
+
+def grow(mask: np.ndarray, cells: int) -> np.ndarray:
+    """`mask` with every set cell grown by `cells` on each side (a square dilation)."""
+    if cells <= 0 or not mask.any():
+        return mask
+    h, w = mask.shape
+    k = 2 * cells + 1
+    integral = np.pad(np.pad(mask.astype(np.int32), cells).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    total = (
+        integral[k : k + h, k : k + w]
+        - integral[0:h, k : k + w]
+        - integral[k : k + h, 0:w]
+        + integral[0:h, 0:w]
+    )
+    return total > 0
+
+
+def rectangles(mask: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Rectangles (row0, row1, col0, col1; ends exclusive) that together hold every set cell,
+    each a whole group: a rectangle is cut only along rows or columns with no set cell, so
+    a connected group of cells (a face and its margin) always lies in one of them."""
+    found = []
+    stack = [(0, mask.shape[0], 0, mask.shape[1])]
+    while stack:
+        r0, r1, c0, c1 = stack.pop()
+        sub = mask[r0:r1, c0:c1]
+        rows, cols = _runs(sub.any(axis=1)), _runs(sub.any(axis=0))
+        if not rows:
+            continue
+        if len(rows) > 1:
+            stack += [(r0 + a, r0 + b, c0, c1) for a, b in rows]
+        elif len(cols) > 1:
+            stack += [(r0, r1, c0 + a, c0 + b) for a, b in cols]
+        else:
+            (a, b), (c, d) = rows[0], cols[0]
+            found.append((r0 + a, r0 + b, c0 + c, c0 + d))
+    return sorted(found)
+
+
+def _runs(flags: Any) -> list[tuple[int, int]]:
+    """(start, end) of each run of True in a 1-D array."""
+    edges = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()
+    return list(zip(starts, ends, strict=True))
