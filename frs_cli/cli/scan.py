@@ -136,7 +136,7 @@ from frs_cli.records import PERSON_COLUMN, AnalysisConfig
     is_flag=True,
     help="Search every pixel at each whole-frame search. By default, with a fixed camera, "
     "only where the picture changed since the previous one is searched (and everything "
-    "every 5 seconds of footage).",
+    "at every 5th search: every 5 s at the default --detect-fps).",
 )
 @click.option(
     "--settings",
