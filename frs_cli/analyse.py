@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from frs_cli import changes, decode, detect, progress_report, views
+from frs_cli import changes, decode, detect, progress_report, views, wholeframe
 from frs_cli.encode import face_encodings
 from frs_cli.errors import InputError
 from frs_cli.records import (
@@ -150,7 +150,7 @@ class SegmentScanner:
         self.segment = segment
         self.tb = time_base
         self.width, self.height, self.rotation = width, height, rotation
-        self.searcher = detect.get(cfg.model, whole_frame=True)
+        self.whole = wholeframe.WholeFrame(cfg.model, width, height, rotation)
         self.detector = detect.get(cfg.model, max_levels=FOLLOW_LEVELS)
         # Whole-frame search sizes: a face of min_face source pixels fills the window; for
         # the quick searches, a face twice that size (a quarter of the pixels).
@@ -160,7 +160,7 @@ class SegmentScanner:
         # than the quick searches' smallest are left to those (changes.py).
         quick_face = detect.WINDOW_PX * width / self.quick_size[0]
         self.changes = changes.ChangeMap(width, height, rotation, quick_face)
-        self.gate = not cfg.search_unchanged
+        self.exhaustive = cfg.exhaustive
         self.rois = [
             Box(x, y, min(w, width - x), min(h, height - y))
             for x, y, w, h in cfg.rois
@@ -216,8 +216,11 @@ class SegmentScanner:
             return
         self.analysed += 1
         if is_full:
-            complete = full_cell % changes.COMPLETE_EVERY == 0 or not self.gate
-            self._full_frame(current, self.det_size, self.changes.regions(frame, complete))
+            # Every 5th full search is dlib's search of everything (changes.py, wholeframe.py).
+            exact = full_cell % changes.COMPLETE_EVERY == 0 or self.exhaustive
+            changed = self.changes.regions(frame, exact)
+            split = self.changes.moved and not exact and self.whole.splits(self.det_size)
+            self._full_frame(current, self.det_size, changed, split)
         elif is_quick:
             self._full_frame(current, self.quick_size, None)
         else:
@@ -244,9 +247,14 @@ class SegmentScanner:
 
     # -- one analysed frame ----------------------------------------------
     def _full_frame(
-        self, fr: decode.Frame, size: tuple[int, int], changed: list[Box] | None
+        self,
+        fr: decode.Frame,
+        size: tuple[int, int],
+        changed: list[Box] | None,
+        split: bool = False,
     ) -> None:
-        """Search the frame (only `changed` regions, unless None) and match the faces."""
+        """Search the frame (only `changed` regions, unless None; in two passes if `split`)
+        and match the faces found to the ones followed; the others start tracks."""
         # On luma, like the region searches: a third cheaper than RGB. (Before followed faces
         # were held at a lower score, luma lost 5% of the street clip's faces; now it loses
         # none: 0.978 of them in tracks either way at one whole-frame search a second.)
@@ -256,9 +264,9 @@ class SegmentScanner:
         found = [
             Detection(detect.clip_box(d.box, self.width, self.height), d.score, d.frontal)
             for d in (
-                self._search_frame(fr, size)
+                (self.whole.two_passes(fr, size) if split else self.whole.frame(fr, size))
                 if regions is None
-                else self._search_regions(fr, size, [r for r in regions if r.area])
+                else self.whole.regions(fr, size, [r for r in regions if r.area])
             )
             if self._wanted(d.box)
         ]
@@ -289,44 +297,6 @@ class SegmentScanner:
         self._follow(fr, unmatched_tracks)
         for d in fresh:
             self._start(fr, d)
-
-    def _search_frame(self, fr: decode.Frame, size: tuple[int, int]) -> list[Detection]:
-        with STAGES.timed("convert"):
-            image = decode.frame_luma_scaled(fr.frame, self.rotation, *size)
-        sx, sy = size[0] / self.width, size[1] / self.height
-        with STAGES.timed("detect"):
-            raw = self.searcher(image, 0.0)
-        return [detect.to_source(d, sx, sy) for d in raw]
-
-    def _search_regions(
-        self, fr: decode.Frame, size: tuple[int, int], regions: list[Box]
-    ) -> list[Detection]:
-        """The whole-frame search in some regions only (of interest, or changed): the
-        frame is scaled as for a whole-frame search and each region cut from it, so a
-        region covering the frame finds exactly what the whole-frame search finds, and a
-        small one costs only its pixels. A face across two regions may be found twice; the
-        duplicates are dropped like any second box on one face."""
-        if not regions:
-            return []
-        with STAGES.timed("convert"):
-            image = decode.frame_luma_scaled(fr.frame, self.rotation, *size)
-        sx, sy = size[0] / self.width, size[1] / self.height
-        found: list[Detection] = []
-        for roi in regions:
-            left, top = round(roi.left * sx), round(roi.top * sy)
-            right, bottom = round(roi.right * sx), round(roi.bottom * sy)
-            if right - left < detect.WINDOW_PX // 2 or bottom - top < detect.WINDOW_PX // 2:
-                continue  # smaller than any face that must be found
-            crop = np.ascontiguousarray(image[top:bottom, left:right])
-            with STAGES.timed("detect"):
-                raw = self.searcher(crop, 0.0)
-            for d in raw:
-                b = d.box
-                moved = Detection(
-                    Box(b.left + left, b.top + top, b.width, b.height), d.score, d.frontal
-                )
-                found.append(detect.to_source(moved, sx, sy))
-        return found
 
     def _wanted(self, box: Box) -> bool:
         """Whether a face is in a region of interest (its box centre is), or there are none."""

@@ -25,6 +25,9 @@ CELL_PX = 8  # the change map's cells: the mean luma of 8x8 source pixels (swsca
 LEVEL = 12  # a cell whose mean luma moved by more than this (of 255) has changed; sensor
 # and compression noise of an area average stays well below it
 MAX_SHARE = 0.5  # search the changed areas only while they are under half the frame
+MOVED_SHARE = 0.3  # more cells than this changed: the camera moved (or the whole scene
+# changed); the street clip, filmed walking backwards: 54-69%; a fixed camera with people
+# crossing: up to 10%
 COMPLETE_EVERY = 5  # whole-frame searches: every 5th looks at the whole frame
 
 
@@ -38,6 +41,7 @@ class ChangeMap:
         # A face overlapping a changed cell lies within its own size of it.
         self.grow = math.ceil(margin_px / CELL_PX) + 1
         self.base: np.ndarray | None = None
+        self.moved = False  # whether most of the picture changed at the last call
 
     def regions(self, frame: Any, complete: bool) -> list[Box] | None:
         """The changed regions (source pixels) to search, or None: search everything."""
@@ -46,9 +50,13 @@ class ChangeMap:
                 frame, self.rotation, self.cols, self.rows, interpolation="AREA"
             )
         base, self.base = self.base, small
-        if base is None or complete:
+        if base is None:
+            self.moved = False
             return None
         changed = np.abs(small.astype(np.int16) - base) > LEVEL
+        self.moved = bool(changed.mean() > MOVED_SHARE)
+        if complete:
+            return None
         cw, ch = self.width / self.cols, self.height / self.rows
         boxes = []
         for r0, r1, c0, c1 in rectangles(grow(changed, self.grow)):

@@ -25,9 +25,9 @@ Detector = Callable[[np.ndarray, float], list[Detection]]
 
 
 @functools.cache
-def _hog_with(filters: tuple[int, ...], max_levels: int | None) -> Detector:
+def _hog_with(filters: tuple[int, ...], max_levels: int | None, fine: bool = False) -> Detector:
     def run(image: np.ndarray, threshold: float = 0.0) -> list[Detection]:
-        detector = models.hog_detector(filters, max_levels)
+        detector = models.hog_detector(filters, max_levels, fine)
         rects, scores, kinds = detector.run(image, 0, threshold)
         # `kinds` index `filters` (or all five, where the detector could not be cut down);
         # filter 0 is dlib's frontal one, 1-4 profiles and tilts.
@@ -71,6 +71,16 @@ def get(name: str, whole_frame: bool = False, max_levels: int | None = None) -> 
         if whole_frame
         else _hog_with(models.HOG_ALL, max_levels)
     )
+
+
+def fine(name: str) -> Detector | None:
+    """The whole-frame HOG filters on 4-pixel cells: a 40-pixel window, so on an image at
+    half the scale they find about the faces the whole-frame search finds, for about half
+    its cost (models.hog_filters; wholeframe.py). None where there is none (CNN, or a dlib
+    whose detector file has another layout)."""
+    if name != "hog" or models.hog_detector(models.HOG_UPRIGHT, None, True) is None:
+        return None
+    return _hog_with(models.HOG_UPRIGHT, None, True)
 
 
 def scale_for(min_face: int) -> float:

@@ -58,10 +58,14 @@ HOG_UPRIGHT = (0, 1, 2)
 
 
 @functools.cache
-def hog_detector(filters: tuple[int, ...] = HOG_ALL, max_levels: int | None = None) -> Any:
+def hog_detector(
+    filters: tuple[int, ...] = HOG_ALL, max_levels: int | None = None, fine: bool = False
+) -> Any:
     """dlib's HOG face detector, or the sub-detectors `filters` of it (`run` then reports
     positions in `filters` as the detector index), searching at most `max_levels` pyramid
     levels; the whole detector where dlib's file layout is not the one `hog_filters` knows.
+    `fine`: the same filters on cells of 4 pixels instead of 8, so a 40-pixel window (see
+    `hog_filters`); None where the layout is not known (then nothing can stand in for it).
 
     Building dlib's detector takes ~0.3 s (dlib parses it from text); loading it saved in
     binary takes ~1 ms, so each variant is cached per dlib version in the cache folder."""
@@ -69,6 +73,7 @@ def hog_detector(filters: tuple[int, ...] = HOG_ALL, max_levels: int | None = No
 
     tag = "" if filters == HOG_ALL else "-" + "".join(map(str, filters))
     tag += f"-L{max_levels}" if max_levels else ""
+    tag += "-c4" if fine else ""
     cache = _cache_dir() / f"hog-frontal-{dlib.__version__}{tag}.svm"
     if cache.is_file():
         try:
@@ -82,10 +87,12 @@ def hog_detector(filters: tuple[int, ...] = HOG_ALL, max_levels: int | None = No
         return detector
     full = hog_detector()
     try:
-        data = hog_filters(_hog_bytes(full), filters, max_levels)
+        data = hog_filters(_hog_bytes(full), filters, max_levels, fine)
         detector = _hog_from_bytes(data)
     except (ValueError, OSError, RuntimeError):
-        return full  # an unknown layout (or no temporary folder): the whole detector
+        # An unknown layout (or no temporary folder): the whole detector, which finds the
+        # same faces more slowly; nothing finds what a fine one does.
+        return None if fine else full
     _write_cache(cache, data)
     return detector
 
@@ -107,11 +114,16 @@ def _hog_from_bytes(data: bytes) -> Any:
         return dlib.fhog_object_detector(str(path))
 
 
-def hog_filters(data: bytes, keep: tuple[int, ...], max_levels: int | None = None) -> bytes:
+def hog_filters(
+    data: bytes, keep: tuple[int, ...], max_levels: int | None = None, fine: bool = False
+) -> bytes:
     """A serialized dlib HOG detector (`object_detector<scan_fhog_pyramid>`, as `save` writes
     it) with only the filters `keep`, in that order, and, given `max_levels`, searching only
-    that many pyramid levels (each 5/6 the size of the one before). Raises ValueError for any
-    other layout.
+    that many pyramid levels (each 5/6 the size of the one before). `fine`: HOG cells of 4
+    pixels instead of 8 and a window of 40 instead of 80, the filters unchanged (each
+    covers the same 10x10 cells): on an image at half the scale this approximates the
+    search of the whole one at a quarter of the pixel work (see docs/performance.md).
+    Raises ValueError for any other layout.
 
     dlib writes an integer as one byte holding its length (0x80 set when negative) and then
     its bytes, little-endian; a double as two integers (mantissa, exponent). The detector is:
@@ -140,8 +152,9 @@ def hog_filters(data: bytes, keep: tuple[int, ...], max_levels: int | None = Non
 
     if integer() != 2 or integer() != 1 or integer() != 0 or integer() != 0:
         raise ValueError("not a HOG detector of the known version")
-    for _ in range(4):  # cell size, padding, window width and height
-        integer()
+    geometry_at = pos
+    geometry = [integer() for _ in range(4)]  # cell size, padding, window width and height
+    geometry_end = pos
     levels_at = pos
     integer()  # at most this many pyramid levels
     levels_end = pos
@@ -168,7 +181,12 @@ def hog_filters(data: bytes, keep: tuple[int, ...], max_levels: int | None = Non
             raise ValueError("max_levels must be 1-255")
         data = data[:levels_at] + bytes([1, max_levels]) + data[levels_end:]
         count_at += levels_at + 2 - levels_end
-    return data[:count_at] + bytes([1, len(keep)]) + b"".join(filters[k] for k in keep)
+    data = data[:count_at] + bytes([1, len(keep)]) + b"".join(filters[k] for k in keep)
+    if fine:
+        if geometry != [8, 0, 80, 80]:
+            raise ValueError("not dlib's 8-pixel cells and 80-pixel window")
+        data = data[:geometry_at] + bytes([1, 4, 1, 0, 1, 40, 1, 40]) + data[geometry_end:]
+    return data
 
 
 def _cache_dir() -> Path:

@@ -124,9 +124,9 @@ class AnalysisConfig:
     # Regions of interest (left, top, width, height in displayed pixels): only faces whose
     # box centre lies in one are searched for, followed and reported. Empty: the frame.
     rois: tuple[tuple[int, int, int, int], ...] = ()
-    # Whole-frame searches look at every pixel, also where the picture did not change since
-    # the previous one (changes.py); by default only the changed parts, with a fixed camera.
-    search_unchanged: bool = False
+    # Every whole-frame search is dlib's search of every pixel: not only where a fixed
+    # camera's picture changed (changes.py), nor in two passes at 1080p (wholeframe.py).
+    exhaustive: bool = False
 
 
 @dataclass(frozen=True)

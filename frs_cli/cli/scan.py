@@ -132,11 +132,12 @@ from frs_cli.records import PERSON_COLUMN, AnalysisConfig
     "for several regions.",
 )
 @click.option(
-    "--search-unchanged",
+    "--exhaustive",
     is_flag=True,
-    help="Search every pixel at each whole-frame search. By default, with a fixed camera, "
-    "only where the picture changed since the previous one is searched (and everything "
-    "at every 5th search: every 5 s at the default --detect-fps).",
+    help="Every whole-frame search is dlib's search of every pixel. By default a fixed "
+    "camera's picture is searched only where it changed since the previous search, and at "
+    "1080p and up a moving camera's in two passes (every 5th search, every 5 s at the "
+    "default --detect-fps, is always the full one).",
 )
 @click.option(
     "--settings",
@@ -194,7 +195,7 @@ def scan(
     redact: bool,
     resume: bool,
     rois: tuple[str, ...],
-    search_unchanged: bool,
+    exhaustive: bool,
     settings_path: Path | None,
     clocks: tuple[str, ...],
     start_time: str | None,
@@ -226,7 +227,7 @@ def scan(
             views=crops_dir is not None,
             redact=redact,
             rois=tuple(settings.parse_roi(r) for r in rois),
-            search_unchanged=search_unchanged,
+            exhaustive=exhaustive,
         ),
         workers=_workers(workers, scheduler, verbose),
         detections=detections,
