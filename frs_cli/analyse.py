@@ -159,7 +159,7 @@ class SegmentScanner:
         # With a fixed camera, full searches look where the picture changed; faces larger
         # than the quick searches' smallest are left to those (changes.py).
         quick_face = detect.WINDOW_PX * width / self.quick_size[0]
-        self.changes = changes.ChangeMap(width, height, rotation, quick_face)
+        self.changes = changes.ChangeMap(width, height, quick_face)
         self.exhaustive = cfg.exhaustive
         self.rois = [
             Box(x, y, min(w, width - x), min(h, height - y))
@@ -218,7 +218,7 @@ class SegmentScanner:
         if is_full:
             # Every 5th full search is dlib's search of everything (changes.py, wholeframe.py).
             exact = full_cell % changes.COMPLETE_EVERY == 0 or self.exhaustive
-            changed = self.changes.regions(frame, exact)
+            changed = self.changes.regions(current, exact)
             split = self.changes.moved and not exact and self.whole.splits(self.det_size)
             self._full_frame(current, self.det_size, changed, split)
         elif is_quick:

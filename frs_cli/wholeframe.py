@@ -30,12 +30,17 @@ CONFIRM_IOU = 0.3  # what dlib finds there must overlap the proposal this much
 class WholeFrame:
     def __init__(self, model: str, width: int, height: int, rotation: int):
         self.searcher = detect.get(model, whole_frame=True)
-        self.fine = detect.fine(model)
+        self.model = model
+        self.fine: detect.Detector | None = None  # loaded when first needed
         self.width, self.height, self.rotation = width, height, rotation
 
     def splits(self, size: tuple[int, int]) -> bool:
         """Whether a search at `size` is worth two passes."""
-        return self.fine is not None and size[0] * size[1] > TWO_PASS_ABOVE
+        if size[0] * size[1] <= TWO_PASS_ABOVE:
+            return False
+        if self.fine is None:
+            self.fine = detect.fine(self.model)
+        return self.fine is not None
 
     def frame(self, fr: decode.Frame, size: tuple[int, int]) -> list[Detection]:
         """dlib's search of the whole frame scaled to `size` (source-pixel boxes)."""

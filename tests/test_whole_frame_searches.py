@@ -35,8 +35,10 @@ def test_rectangles_keep_each_group_whole():
     assert changes.rectangles(np.zeros((4, 4), bool)) == []
 
 
-def frame_of(image: np.ndarray) -> av.VideoFrame:
-    return av.VideoFrame.from_ndarray(image, format="rgb24")
+def frame_of(image: np.ndarray) -> decode.Frame:
+    """A decoded frame as the scanner holds it (its luma from swscale's YUV 4:2:0)."""
+    frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+    return decode.Frame(frame, 0)
 
 
 def test_change_map_regions():
@@ -48,7 +50,7 @@ def test_change_map_regions():
     noisy = scene + rng.integers(0, 6, scene.shape, dtype=np.uint8)  # the same, new noise
     moved = scene.copy()
     moved[100:160, 300:340] = 230  # something 40x60 px came
-    changed = changes.ChangeMap(640, 360, 0, margin_px=80)
+    changed = changes.ChangeMap(640, 360, margin_px=80)
     assert changed.regions(frame_of(scene), complete=False) is None  # nothing to compare yet
     assert changed.regions(frame_of(noisy), complete=False) == []  # nothing changed
     (box,) = changed.regions(frame_of(moved), complete=False)
@@ -161,8 +163,8 @@ def test_the_fine_detector_finds_at_half_the_scale_what_the_whole_search_finds()
     whole = wholeframe.WholeFrame("hog", 1920, 1080, 0)
     size = detect.search_size(1920, 1080, 40)
     assert size == (3840, 2160) and whole.splits(size)
-    exact = sorted((d.box for d in whole.frame(decode.Frame(frame, 0), size)), key=str)
-    two = sorted((d.box for d in whole.two_passes(decode.Frame(frame, 0), size)), key=str)
+    exact = sorted((d.box for d in whole.frame(frame, size)), key=str)
+    two = sorted((d.box for d in whole.two_passes(frame, size)), key=str)
     assert len(exact) == len(two) == 2, (exact, two)
     assert all(a.iou(b) > 0.6 for a, b in zip(exact, two, strict=True)), (exact, two)
     assert not wholeframe.WholeFrame("hog", 640, 360, 0).splits((1280, 720))
