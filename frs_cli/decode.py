@@ -339,12 +339,9 @@ def frame_luma(frame: Any, rotation: int) -> tuple[np.ndarray, bool]:
     return frame_array(frame, "gray", rotation, None, None), False
 
 
-def frame_luma_scaled(
-    frame: Any, rotation: int, width: int, height: int, interpolation: str | None = None
-) -> np.ndarray:
-    """Full-range luma scaled by swscale to the displayed size `width` x `height`
-    (with swscale's `interpolation`, e.g. "AREA", where given)."""
-    return frame_array(frame, "gray", rotation, width, height, interpolation)
+def frame_luma_scaled(frame: Any, rotation: int, width: int, height: int) -> np.ndarray:
+    """Full-range luma scaled by swscale to the displayed size `width` x `height`."""
+    return frame_array(frame, "gray", rotation, width, height)
 
 
 def full_range(luma: np.ndarray) -> np.ndarray:
@@ -353,19 +350,12 @@ def full_range(luma: np.ndarray) -> np.ndarray:
 
 
 def frame_array(
-    frame: Any,
-    fmt: str,
-    rotation: int,
-    width: int | None,
-    height: int | None,
-    interpolation: str | None = None,
+    frame: Any, fmt: str, rotation: int, width: int | None, height: int | None
 ) -> np.ndarray:
     if width is not None and height is not None:
         if rotation in (90, 270):
             width, height = height, width
-        image = frame.reformat(
-            width=width, height=height, format=fmt, interpolation=interpolation
-        ).to_ndarray()
+        image = frame.reformat(width=width, height=height, format=fmt).to_ndarray()
     else:
         image = frame.to_ndarray(format=fmt)
     # Some widths (e.g. 820, 854) come back with padded rows; dlib needs contiguous data.
