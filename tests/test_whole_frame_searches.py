@@ -192,8 +192,10 @@ def test_a_moving_camera_at_1080p_is_searched_in_two_passes(moving_clip, monkeyp
     tracks, sizes, regions, split = scan_segment(moving_clip, monkeypatch)
     exact, exact_sizes, _, exact_split = scan_segment(moving_clip, monkeypatch, exhaustive=True)
     full = (3840, 2160)
-    # Full searches at 0, 1 and 2 s: the first is dlib's own (nothing to compare with yet,
-    # and 0 s is on the every-5th grid); at 1 and 2 s the camera has moved: two passes.
-    assert exact_sizes.count(full) == 3 and exact_split == []
-    assert sizes.count(full) == 1 and split == [full, full] and regions == []
+    quick = (1280, 720)
+    # Full searches at 0, 1 and 2 s, quick ones at 0.5, 1.5 and 2.5 s. The first two are
+    # dlib's own (nothing to compare with yet); from 1 s on the camera has moved, and every
+    # whole-frame search runs in two passes, full and quick ones alike.
+    assert exact_sizes == [full, quick, full, quick, full, quick] and exact_split == []
+    assert sizes == [full, quick] and split == [full, quick, full, quick] and regions == []
     assert [(s, e) for s, e, _ in tracks] == [(s, e) for s, e, _ in exact] == [(0, 74), (0, 74)]

@@ -135,9 +135,9 @@ from frs_cli.records import PERSON_COLUMN, AnalysisConfig
     "--exhaustive",
     is_flag=True,
     help="Every whole-frame search is dlib's search of every pixel. By default a fixed "
-    "camera's picture is searched only where it changed since the previous search, and at "
-    "1080p and up a moving camera's in two passes (every 5th search, every 5 s at the "
-    "default --detect-fps, is always the full one).",
+    "camera's picture is searched only where it changed since the previous search (every "
+    "5th search, every 5 s at the default --detect-fps, looks at all of it), and at 1080p "
+    "and up a moving camera's in two passes.",
 )
 @click.option(
     "--settings",
