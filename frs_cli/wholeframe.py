@@ -4,9 +4,10 @@ The frame is scaled so that a face of `--min-face` pixels fills the detector's w
 searched whole, or in regions only (of interest, or where a fixed camera's picture
 changed: changes.py). Where that scaled frame is large (1080p and up at `--min-face`
 40: the frame at twice its size, 8.3 million pixels) and the camera moved, the search
-runs in two passes, and so does the quick search between two full ones (at 1280x720): dlib's filters on cells of 4 pixels instead of 8 (a 40-pixel
-window, `models.hog_filters`) over the frame at half that scale, which costs about half
-as much, propose faces down to a score of `PROPOSE_BELOW`; a proposal scoring 0 or more
+runs in two passes, and so does the quick search between two full ones (at 1280x720):
+dlib's filters on cells of 4 pixels instead of 8 (a 40-pixel window,
+`models.hog_filters`) over the frame at half that scale, which costs about half as much,
+propose faces down to a score of `PROPOSE_BELOW`; a proposal scoring 0 or more
 is taken as it is, one below 0 only if dlib's own search of the scaled frame finds a face
 there (`CONFIRM_MARGIN` around it). On the street clip's frames the two passes found 63
 of the 66 faces the whole search found, plus one it did not; in tracks, the same faces.
