@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from frs_cli.timecode import format_tc, round_ms
+from frs_cli.timecode import format_tc, round_ms, wall_at
 
 
 @dataclass(frozen=True)
@@ -196,7 +196,7 @@ class Appearance:
         """The time of day `seconds` into the file, to the millisecond (None: unknown)."""
         if self.clock_start is None:
             return None
-        return self.clock_start + dt.timedelta(seconds=round_ms(seconds))
+        return wall_at(self.clock_start, seconds)
 
     def to_dict(self) -> dict[str, Any]:
         """The row `frs scan` writes for this appearance (same keys, rounding, order)."""

@@ -25,12 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from frs_cli import wallclock
+from frs_cli import files, wallclock
 from frs_cli.errors import UsageError
+from frs_cli.files import printable
 from frs_cli.records import AnalysisConfig
 
 Roi = tuple[int, int, int, int]
 KEYS = {"files", "roi", "min_face", "clock_from_name", "start_time", "timezone"}
+MAX_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,13 @@ def outside(roi: Roi, width: int, height: int) -> bool:
 
 def load(path: Path) -> tuple[Camera, ...]:
     """The cameras of a settings file; any mistake in it is a usage error naming it."""
+    why = files.regular(path)
+    if why is not None:  # a FIFO would block the scan before it starts
+        raise UsageError(f"cannot read --settings {printable(str(path))}: {why}")
+    if path.stat().st_size > MAX_BYTES:
+        raise UsageError(
+            f"--settings {printable(str(path))} is over {MAX_BYTES // 1024} KiB: not a settings file"
+        )
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as err:
@@ -91,33 +100,51 @@ def load(path: Path) -> tuple[Camera, ...]:
                  enumerate(data.get("camera", [])))  # fmt: skip
 
 
+def _whole(value: Any) -> bool:
+    """A TOML integer (true and false are not numbers, though Python's bool is an int)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _camera(entry: Any, where: str) -> Camera:
-    if not isinstance(entry, dict) or not isinstance(entry.get("files"), str):
+    if not isinstance(entry, dict) or not isinstance(entry.get("files"), str) or not entry["files"]:
         raise UsageError(f'{where}: needs files = "GLOB"')
     unknown = set(entry) - KEYS
     if unknown:
         raise UsageError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(KEYS)}")
-    tz = wallclock.parse_zone(entry["timezone"]) if "timezone" in entry else None
+    tz = None
+    if "timezone" in entry:
+        if not isinstance(entry["timezone"], str):
+            raise UsageError(
+                f'{where}: timezone = "NAME" (Europe/London, UTC or +01:00), in quotes'
+            )
+        tz = wallclock.parse_zone(entry["timezone"], f"{where}: timezone")
     roi = None
     if "roi" in entry:
         regions = entry["roi"]
-        if not isinstance(regions, list) or not all(
-            isinstance(r, list) and len(r) == 4 and all(isinstance(v, int) for v in r)
-            for r in regions
+        if (
+            not isinstance(regions, list)
+            or not regions
+            or not all(
+                isinstance(r, list) and len(r) == 4 and all(_whole(v) for v in r) for r in regions
+            )
         ):
             raise UsageError(f"{where}: roi = [[X, Y, W, H], ...] in whole pixels")
         roi = tuple(check_roi((r[0], r[1], r[2], r[3]), where) for r in regions)
     min_face = entry.get("min_face")
-    if min_face is not None and (not isinstance(min_face, int) or not 8 <= min_face <= 4000):
+    if min_face is not None and (not _whole(min_face) or not 8 <= min_face <= 4000):
         raise UsageError(f"{where}: min_face is a whole number of pixels from 8 to 4000")
     pattern = entry.get("clock_from_name")
     if pattern is not None:
-        wallclock.check_pattern(str(pattern))
+        if not isinstance(pattern, str):
+            raise UsageError(f'{where}: clock_from_name = "PATTERN" (strftime codes), in quotes')
+        wallclock.check_pattern(pattern)
     start = entry.get("start_time")
     if isinstance(start, dt.datetime):
-        start = start if start.tzinfo else start.replace(tzinfo=tz or wallclock.local_zone())
+        start = wallclock.parse_time(start.isoformat(), tz, f"{where}: start_time")
+    elif isinstance(start, str):
+        start = wallclock.parse_time(start, tz, f"{where}: start_time")
     elif start is not None:
-        start = wallclock.parse_time(str(start), tz)
+        raise UsageError(f"{where}: start_time is a date and time (2024-03-01T10:00:00Z)")
     return Camera(entry["files"], roi, min_face, pattern, start, tz)
 
 

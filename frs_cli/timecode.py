@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -41,3 +42,15 @@ def format_tc(seconds: Fraction | float) -> str:
     minutes, rest = divmod(rest, 60_000)
     secs, ms = divmod(rest, 1000)
     return f"{sign}{hours:02d}:{minutes:02d}:{secs:02d}.{ms:03d}"
+
+
+def wall_at(start: dt.datetime, seconds: Fraction | float) -> dt.datetime | None:
+    """The time of day `seconds` after `start`, to the millisecond, shown in `start`'s
+    zone: computed in UTC, so a daylight-saving change in between moves the offset, not
+    the length of the interval. None where it would fall outside the calendar (a broken
+    timestamp or clock)."""
+    try:
+        moment = start.astimezone(dt.UTC) + dt.timedelta(seconds=round_ms(seconds))
+        return moment.astimezone(start.tzinfo)
+    except (OverflowError, ValueError):
+        return None

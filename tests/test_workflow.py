@@ -115,9 +115,11 @@ def test_clock_sources_by_hand():
         dt.datetime(2023, 12, 24, 23, 59, 59, tzinfo=utc)
     )
     assert wallclock.from_name("cam.mp4", "%Y%m%d", utc) is None
-    assert wallclock.from_container("1970-01-01T00:00:00.000000Z") is None  # a placeholder
-    assert wallclock.from_container("2024-03-01 10:00:00") == dt.datetime(
-        2024, 3, 1, 10, tzinfo=utc
+    # a placeholder
+    assert wallclock.from_container("1970-01-01T00:00:00.000000Z") == (None, None)
+    assert wallclock.from_container("2024-03-01 10:00:00") == (
+        dt.datetime(2024, 3, 1, 10, tzinfo=utc),
+        None,
     )
     with pytest.raises(UsageError):
         wallclock.parse_time("2024-13-01T00:00:00Z")
@@ -146,8 +148,13 @@ def test_the_review_page_states_the_rule_and_the_time_of_day(demo_watchlist, tag
     text = page.read_text()
     assert "this scan alerted at distance &lt;= " in text and "0.6 by default" not in text
     assert '"start_wall": "2024-03-01T10:00:00.200+00:00"' in text
+    # A copy elsewhere is the same rows: the scan is found by the file's fingerprint.
     elsewhere = tmp_path / "copy.jsonl"
-    shutil.copy(out, elsewhere)  # no scan wrote this file: the rule is not known
+    shutil.copy(out, elsewhere)
+    run_cli("report", elsewhere, "--html", page, "-w", demo_watchlist)
+    assert "this scan alerted at distance &lt;= " in page.read_text()
+    # Rows no scan wrote (changed, and by another name): the rule is not known.
+    elsewhere.write_text(out.read_text().replace("Grace_Hopper", "Grace_B_Hopper"))
     run_cli("report", elsewhere, "--html", page, "-w", demo_watchlist)
     assert "the rule this scan used is not in the watchlist" in page.read_text()
 
