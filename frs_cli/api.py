@@ -99,7 +99,7 @@ class Scan:
         return self._run()
 
     def _run(self) -> Iterator[Appearance]:
-        from frs_cli import models, scanning
+        from frs_cli import models, scan_summary, scanning
 
         cfg = self.config
         scanning.check_rule_options(self.fpir, self.tolerance, cfg.analysis)
@@ -131,8 +131,8 @@ class Scan:
                 self.failures = [
                     (i["path"], i.get("reason", "")) for i in stats.inputs if i["status"] != "ok"
                 ]
-                self.summary = scanning.summary(stats, cfg, model_id)
-                scanning.audit_scan(cfg, stats, self.summary, fingerprint, "python", "records")
+                self.summary = scan_summary.summary(stats, cfg, model_id)
+                scan_summary.audit_scan(cfg, stats, self.summary, fingerprint, "python", "records")
         if stats is not None and stats.interrupted:
             raise KeyboardInterrupt  # iter_scan stopped on Ctrl-C: not a finished scan
 

@@ -54,8 +54,17 @@ def record(command: str, **fields: Any) -> dict[str, Any]:
         "host": socket.gethostname(),
         "frs_version": __version__,
         "argv": sys.argv[1:],
+        # Paths in a record are as the command was given them: relative ones are to this.
+        "cwd": _cwd(),
         **fields,
     }
+
+
+def _cwd() -> str | None:
+    try:
+        return os.getcwd()
+    except OSError:  # the folder was removed under us
+        return None
 
 
 def append(watchlist: Path, entry: dict[str, Any]) -> None:
@@ -82,8 +91,11 @@ def read(watchlist: Path) -> list[dict[str, Any]]:
     path = log_path(watchlist)
     if not path.exists():
         return []
+    why = files.regular(path)
+    if why is not None:  # a FIFO put there would block
+        raise FrsError(f"cannot read the audit trail {files.printable(str(path))}: {why}")
     entries = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         if line.strip():
             try:
                 entries.append(json.loads(line))

@@ -68,6 +68,24 @@ def check_outputs(outputs: Mapping[str, Path | None], inputs: Iterable[tuple[str
             raise UsageError(f"cannot write {printable(str(path))}: no folder {folder}")
 
 
+def within(path: str | Path, folder: str | Path) -> bool:
+    """Whether `path` is `folder` or lies below it (resolved: links and `..` followed)."""
+    inner, outer = os.path.realpath(path), os.path.realpath(folder)
+    return inner == outer or inner.startswith(outer.rstrip(os.sep) + os.sep)
+
+
+def writable_folder(folder: Path, what: str) -> None:
+    """Create `folder` (owner-only) if needed and prove a file can be created in it, so
+    that a read-only place is one line before any work, not an error half-way."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.unlink(reserve(folder / "probe"))
+    except OSError as err:
+        raise FrsError(
+            f"cannot write into {what} {printable(str(folder))}: {err.strerror or err}"
+        ) from None
+
+
 def regular(path: str | Path) -> str | None:
     """None if `path` is a regular file (links followed); else why it cannot be read as one."""
     try:

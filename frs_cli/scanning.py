@@ -342,6 +342,7 @@ def iter_scan(
     counting = _Counter()
     running: dict[str, tuple[decode.VideoInfo, list[Segment]]] = {}
     clocks: dict[str, wallclock.WallClock | None] = {}
+    analyses: dict[str, AnalysisConfig] = {}  # per file, where --settings changed it
     # With --unmatched, who is who across the scan (encodings in memory only).
     people = persons.People() if cfg.unmatched else None
 
@@ -386,6 +387,11 @@ def iter_scan(
             counting.failed(info.path, internal_error(err))
             return info, None
         stats.add_stage("index", time.perf_counter() - t0)
+        return info, outcome
+
+    def record(info: decode.VideoInfo, outcome: FileOutcome) -> None:
+        """After the file's rows are out: its counts, its entry, its error line, its
+        progress bar (a file whose rows could not be written is not counted as scanned)."""
         stats.footage_s += outcome.analysed_s
         stats.frames_analysed += outcome.frames_analysed
         stats.faces += outcome.faces
@@ -393,16 +399,17 @@ def iter_scan(
         for k in outcome.looks:
             stats.looks[k] = stats.looks.get(k, 0) + 1
         stats.alerts += sum(1 for a in outcome.appearances if a.identity is not None)
-        return info, outcome
-
-    def record(info: decode.VideoInfo, outcome: FileOutcome) -> None:
-        """After the file's rows are out: its entry, its error line, its progress bar."""
         entry: dict[str, Any] = {
             "path": info.path,
             "status": "partial" if outcome.error else "ok",
             "duration_s": round(float(info.duration_s), 3),
             "analysed_s": round(float(outcome.analysed_s), 3),
         }
+        analysis = analyses.pop(info.path, cfg.analysis)
+        if analysis.min_face != cfg.analysis.min_face:
+            entry["min_face"] = analysis.min_face  # --settings: clips analyse it the same way
+        if analysis.rois != cfg.analysis.rois:
+            entry["rois"] = [list(r) for r in analysis.rois]
         if info.derived:
             entry["times"] = info.derived
         if outcome.clock is not None:
@@ -424,7 +431,18 @@ def iter_scan(
         while queue and in_flight > keep:
             done, outcome = finish_oldest()
             if outcome is not None:
-                yield outcome
+                try:
+                    yield outcome
+                except GeneratorExit:  # its rows were not written (the output failed)
+                    stats.files_failed += 1
+                    stats.inputs.append(
+                        {
+                            "path": done.path,
+                            "status": "failed",
+                            "reason": "its rows were not written",
+                        }
+                    )
+                    raise
                 record(done, outcome)
 
     try:
@@ -440,6 +458,7 @@ def iter_scan(
                 )
                 continue
             segments = plan_segments(info, executor.workers, analysis)
+            analyses[info.path] = analysis
             running[info.path] = (info, segments)
             report.file_started(info, segments)
             if info.derived:
@@ -468,53 +487,6 @@ def iter_scan(
         stats.wall_s = time.monotonic() - started
 
 
-PRECISION_NOTE = (
-    "How many of these alerts are the right person cannot be known from the footage alone: "
-    "it depends on how many of the people filmed are really on the watchlist, and falls as the "
-    "watchlist grows. Every alert needs a person to check it; `frs evaluate` measures the error "
-    "rates for a threshold."
-)
-
-
-def summary(stats: ScanStats, cfg: ScanConfig, model_id: str) -> dict[str, Any]:
-    """The end-of-scan summary (`--summary FILE.json`, `frs_cli.scan(...).summary`)."""
-    faces = stats.faces
-    return {
-        "files_scanned": stats.files_ok,
-        "files_failed": stats.files_failed,
-        "footage_s": round(float(stats.footage_s), 3),
-        "wall_s": round(stats.wall_s, 3),
-        "frames_analysed": stats.frames_analysed,
-        "face_detections": faces,
-        "tracks": stats.tracks,
-        "alerts": stats.alerts,
-        # A "face" here is one person followed through time (a track), not one frame.
-        "alerts_per_1000_faces": round(1000 * stats.alerts / stats.tracks, 2)
-        if stats.tracks
-        else 0.0,
-        "note": PRECISION_NOTE,
-        "watchlist_identities": stats.watchlist_identities,
-        "watchlist_faces": stats.watchlist_faces,
-        "rule": cfg.rule.to_dict(),
-        "rule_text": cfg.rule.describe(),
-        "expected_false_alerts": calibration.expected_false_alerts(cfg.rule, stats.looks),
-        "encodings_per_face": {str(k): n for k, n in sorted(stats.looks.items())},
-        "encoder": model_id,
-        "detector": cfg.analysis.model,
-        "min_face_px": cfg.analysis.min_face,
-        "sample_fps": cfg.analysis.sample_fps,
-        "detect_fps": cfg.analysis.detect_fps,
-        "quick_fps": cfg.analysis.quick_fps,
-        "workers": cfg.workers,
-        "interrupted": stats.interrupted,
-        "output_error": stats.output_error,
-        # Per input: status, and for videos the probed and the analysed duration (equal
-        # unless the reason says why not) and how times were derived where the file has none.
-        "inputs": stats.inputs,
-        "stage_seconds": {k: round(v, 3) for k, v in sorted(stats.stage_seconds.items())},
-    }
-
-
 def check_rule_options(
     fpir: float | None, tolerance: float | None, analysis: AnalysisConfig | None = None
 ) -> None:
@@ -539,33 +511,3 @@ def choose_rule(watchlist: Watchlist, fpir: float | None, tolerance: float | Non
     if tolerance is not None:
         return calibration.fixed(tolerance, watchlist.calibration())
     return watchlist.rule(fpir if fpir is not None else calibration.DEFAULT_FPIR)
-
-
-def audit_scan(
-    cfg: ScanConfig,
-    stats: ScanStats,
-    data: dict[str, Any],
-    fingerprint: dict[str, Any],
-    output: str,
-    fmt: str,
-) -> None:
-    """Append the scan's record to the watchlist's audit trail."""
-    from frs_cli import audit
-
-    keys = ("files_scanned", "files_failed", "footage_s", "face_detections", "tracks", "alerts")
-    audit.append(
-        cfg.watchlist,
-        audit.record(
-            "scan",
-            watchlist=fingerprint,
-            inputs=[{**audit.fast_fingerprint(i["path"]), **i} for i in stats.inputs],
-            output=output,
-            format=fmt,
-            threshold=cfg.rule.threshold,
-            rule=cfg.rule.to_dict(),
-            unmatched_rows=cfg.unmatched,
-            counts={k: data[k] for k in keys},
-            interrupted=stats.interrupted,
-            output_error=stats.output_error,
-        ),
-    )

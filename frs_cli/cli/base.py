@@ -113,6 +113,19 @@ def workers_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
+def _workers(asked: int | None, scheduler: str | None, verbose: bool = False) -> int:
+    """Worker processes: all cores by default, never more than the cores there are for a
+    pool here (each more is ~55 MB and no faster); a Dask cluster's are its own."""
+    cores = _default_workers()
+    if asked is None:
+        return cores
+    if scheduler is None and asked > cores:
+        if verbose:
+            click.echo(f"note: --workers {asked}: {cores} used, one per core", err=True)
+        return cores
+    return asked
+
+
 def _watchlist_path(value: Path | None) -> Path:
     from frs_cli.watchlist import default_path
 

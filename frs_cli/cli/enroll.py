@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 
 from frs_cli.cli.base import (
-    _default_workers,
     _say,
     _watchlist_path,
+    _workers,
     cli,
     watchlist_option,
     workers_option,
@@ -52,7 +52,7 @@ def enroll(
     say = _say(quiet)
     with Watchlist.create(path) as wl:
         stats = enrol_mod.enrol_into(
-            wl, paths, name, workers or _default_workers(), scheduler, say, warn=_say(False)
+            wl, paths, name, _workers(workers, scheduler), scheduler, say, warn=_say(False)
         )
         total = wl.face_count()
         people = wl.identity_count()

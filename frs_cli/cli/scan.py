@@ -15,9 +15,9 @@ from frs_cli.cli.base import (
     FORMATS,
     MODELS,
     Finite,
-    _default_workers,
     _quiet_stdout,
     _watchlist_path,
+    _workers,
     cli,
     watchlist_option,
     workers_option,
@@ -211,7 +211,7 @@ def scan(
     identity) as each file completes. Exit code 0: all inputs scanned; 3: some
     failed (one line each on stderr), the rest were scanned; 1: nothing could be done.
     """
-    from frs_cli import scanning
+    from frs_cli import scan_summary, scanning
     from frs_cli.scanning import ScanConfig
 
     scanning.check_rule_options(fpir, tolerance)  # before the pool starts
@@ -236,8 +236,8 @@ def scan(
         cameras=settings.load(settings_path) if settings_path else (),
     )
     if resume:
-        _check_resume(out, fmt)
-    _check_scan_paths(cfg, out, summary_path, crops_dir)
+        _check_resume(out, fmt, unmatched)
+    _check_scan_paths(cfg, out, summary_path, crops_dir, settings_path)
     # The workers start first and load their models while this process opens the
     # watchlist and probes the inputs.
     executor = _executor(scheduler, cfg.workers, model)
@@ -267,8 +267,10 @@ def scan(
                     _scan_to(output, fmt, cfg, wl, executor, events, journal, crops_dir, stats)
     finally:
         executor.shutdown(cancel=stats is not None and stats.interrupted)
-    summary = scanning.summary(stats, cfg, wl_model)
-    scanning.audit_scan(cfg, stats, summary, wl_fingerprint, str(out) if out else "stdout", fmt)
+    summary = scan_summary.summary(stats, cfg, wl_model)
+    scan_summary.audit_scan(
+        cfg, stats, summary, wl_fingerprint, str(out) if out else "stdout", fmt, out, crops_dir
+    )
     if summary_path is not None:
         files.write_output(summary_path, json.dumps(summary, indent=2) + "\n")
     if stats.output_error is not None and stats.output_closed:
@@ -291,54 +293,67 @@ def _clock_options(
     """The analyst's word on clocks, checked before any work (a bad one is exit 2)."""
     from frs_cli import wallclock
 
-    tz = wallclock.parse_zone(zone) if zone else None
-    if pattern:
+    tz = wallclock.parse_zone(zone) if zone is not None else None
+    if pattern is not None:
         wallclock.check_pattern(pattern)
     return wallclock.ClockOptions(
         files=tuple(wallclock.parse_clock(c, tz) for c in clocks),
-        start_time=wallclock.parse_time(start_time, tz) if start_time else None,
+        start_time=wallclock.parse_time(start_time, tz, "--start-time")
+        if start_time is not None
+        else None,
         name_pattern=pattern,
         tz=tz,
     )
 
 
-def _workers(asked: int | None, scheduler: str | None, verbose: bool) -> int:
-    """Worker processes: all cores by default, never more than the cores there are for a
-    pool here (each more is ~55 MB and no faster); a Dask cluster's are its own."""
-    cores = _default_workers()
-    if asked is None:
-        return cores
-    if scheduler is None and asked > cores:
-        if verbose:
-            click.echo(f"note: --workers {asked}: {cores} used, one per core", err=True)
-        return cores
-    return asked
-
-
 def _check_scan_paths(
-    cfg: Any, out: Path | None, summary_path: Path | None, crops_dir: Path | None
+    cfg: Any,
+    out: Path | None,
+    summary_path: Path | None,
+    crops_dir: Path | None,
+    settings_path: Path | None = None,
 ) -> None:
     """Before any work: no output is a file the scan reads (the watchlist and its files,
-    the footage) or another output, and each output's folder exists."""
+    the footage, the settings) or another output, and each output's folder exists; the
+    crops go nowhere inside the footage's folders; every --clock FILE is one of the
+    footage files, and a [[camera]] that matches none of them is said."""
     from frs_cli import inputs
     from frs_cli.resume import journal_path
     from frs_cli.watchlist import watchlist_files
 
     read = watchlist_files(cfg.watchlist)
-    read += [
-        ("footage", Path(c.path))
-        for c in inputs.discover(cfg.inputs)
-        if isinstance(c, inputs.Candidate)
-    ]
+    footage = [Path(c.path) for c in inputs.discover(cfg.inputs) if isinstance(c, inputs.Candidate)]
+    read += [("footage", path) for path in footage]
+    if settings_path is not None:
+        read.append(("--settings", settings_path))
     outputs = {"--out": out, "--summary": summary_path}
     if out is not None:
         outputs["the journal of --out"] = journal_path(out)
     files.check_outputs(outputs, read)
-    _check_regions(cfg, [path for what, path in read if what == "footage"])
-    if crops_dir is not None and any(
-        files.same_file(crops_dir, path) for _, path in read if path.is_dir()
-    ):
-        raise UsageError(f"--crops {printable(str(crops_dir))} is a folder the scan reads")
+    _check_regions(cfg, footage)
+    if crops_dir is not None:
+        folders = [Path(a) for a in cfg.inputs if Path(a).is_dir()]
+        folders += [path for _, path in read if path.is_dir()]
+        for folder in folders:
+            if files.within(crops_dir, folder):
+                raise UsageError(
+                    f"--crops {printable(str(crops_dir))} is inside {printable(str(folder))}, "
+                    "which the scan reads: the crops would be footage of the next scan; "
+                    "choose a folder outside it"
+                )
+    for named, _ in cfg.clock.files:
+        if not any(named == str(p) or files.same_file(named, p) for p in footage):
+            raise UsageError(
+                f"--clock {printable(named)}=...: {printable(named)} is none of the footage "
+                "files given; name a file as it is given to the scan"
+            )
+    for k, camera in enumerate(cfg.cameras):
+        if not any(camera.matches(str(p)) for p in footage):
+            click.echo(
+                f"warning: --settings camera {k + 1} (files = {printable(camera.files)!r}) "
+                "matches none of the footage files",
+                err=True,
+            )
 
 
 def _check_regions(cfg: Any, footage: list[Path]) -> None:
@@ -367,7 +382,13 @@ def _executor(scheduler: str | None, workers: int, model: str) -> Any:
     return make_executor(workers, model, scheduler)
 
 
-def _check_resume(out: Path | None, fmt: str) -> None:
+def _check_resume(out: Path | None, fmt: str, unmatched: bool = False) -> None:
+    if unmatched:
+        raise UsageError(
+            "--resume cannot continue --unmatched's person labels: they depend on the faces "
+            "of the files already scanned, which frs never writes down; scan again without "
+            "--resume"
+        )
     if out is None:
         raise UsageError("--resume needs --out FILE: the output of the scan to continue")
     if not _regular(out):
@@ -378,7 +399,7 @@ def _check_resume(out: Path | None, fmt: str) -> None:
 
 def _journal(out: Path | None, fmt: str, resume: bool, cfg: Any, wl_fingerprint: Any) -> Any:
     """The resume journal for --out files (csv, jsonl); None for stdout and json."""
-    from frs_cli.resume import Journal, settings_key
+    from frs_cli.resume import Journal, journal_path, settings_key
 
     if out is None or fmt == "json" or not _regular(out):
         return None  # stdout, a JSON array, or a device or pipe: nothing to resume from
@@ -393,7 +414,13 @@ def _journal(out: Path | None, fmt: str, resume: bool, cfg: Any, wl_fingerprint:
         "cameras": repr(cfg.cameras),
         "columns": 2,  # the wall-clock columns: an output of an earlier frs is not continued
     }
-    return Journal.start(out, settings_key(options), resume and out.exists())
+    try:
+        return Journal.start(out, settings_key(options), resume and out.exists())
+    except OSError as err:
+        raise FrsError(
+            f"cannot write {printable(str(journal_path(out)))}, the journal of --out: "
+            f"{err.strerror or err}"
+        ) from None
 
 
 def _regular(path: Path) -> bool:
@@ -441,10 +468,7 @@ def _scan_to(
         columns = writers.DETECTION_COLUMNS
     elif crops_dir is not None:
         columns = writers.REVIEW_COLUMNS
-        try:
-            crops_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError as err:
-            raise FrsError(f"cannot create {crops_dir}: {err.strerror}") from None
+        files.writable_folder(crops_dir, "--crops")
     else:
         columns = writers.APPEARANCE_COLUMNS
     if cfg.unmatched:
@@ -476,7 +500,14 @@ def _scan_to(
             if cfg.detections:
                 rows = writers.detection_rows(appearance)
             elif crops_dir is not None:
-                crop, view = views.save_views(crops_dir, appearance)
+                try:
+                    crop, view = views.save_views(crops_dir, appearance)
+                except OSError as err:
+                    raise OutputError(
+                        f"cannot write the crops into {printable(str(crops_dir))}: "
+                        f"{err.strerror or err}; the scan stopped, and the rows of the files "
+                        "before are complete"
+                    ) from None
                 rows = [writers.review_row(appearance, crop, view)]
             else:
                 rows = [writers.appearance_row(appearance)]
@@ -499,7 +530,7 @@ def _scan_to(
 
 def _print_summary(stats: Any, cfg: Any) -> None:
     from frs_cli import calibration
-    from frs_cli.scanning import PRECISION_NOTE
+    from frs_cli.scan_summary import PRECISION_NOTE
     from frs_cli.timecode import format_tc
 
     speed = float(stats.footage_s) / stats.wall_s if stats.wall_s else 0.0
@@ -516,7 +547,8 @@ def _print_summary(stats: Any, cfg: Any) -> None:
     if derived:
         lines.append(
             f"times derived from the frame rate, not read from the file, for {len(derived)} "
-            f"file(s) without timestamps: {', '.join(derived[:3])}{' ...' if len(derived) > 3 else ''}"
+            f"file(s) without timestamps: {', '.join(map(printable, derived[:3]))}"
+            f"{' ...' if len(derived) > 3 else ''}"
         )
     videos = [i for i in stats.inputs if "duration_s" in i]
     sources: dict[str, int] = {}
