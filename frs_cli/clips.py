@@ -13,9 +13,11 @@ them sorts by source file, then time: `STEM-TAG_00h00m03.580s_WHO_tTRACK.mp4`.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import datetime as dt
 import hashlib
 import os
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ from PIL import Image, ImageDraw, ImageFont
 from frs_cli import decode, files
 from frs_cli.errors import InputError
 from frs_cli.records import AnalysisConfig, Box, Segment
-from frs_cli.timecode import format_tc
+from frs_cli.timecode import format_tc, wall_at
 from frs_cli.views import safe_name
 
 PAD_S = 2.0  # seconds of context before and after an appearance
@@ -35,16 +37,33 @@ BOX_COLOUR = (230, 40, 40)
 
 def clip_name(row: dict[str, Any]) -> str:
     source = Path(row["source"])
-    tag = hashlib.sha1(str(source).encode()).hexdigest()[:6]
+    # The tag is of the name as the scan gave it: demo.mp4 and ./demo.mp4 get two.
+    tag = hashlib.sha1(str(row["source"]).encode()).hexdigest()[:6]
     when = format_tc(row["start_s"]).replace(":", "h", 1).replace(":", "m", 1) + "s"
     who = safe_name(row.get("identity") or row.get("person") or "unknown")
     return f"{safe_name(source.stem, 40)}-{tag}_{when}_{who}_t{row.get('track_id') or 0}.mp4"
 
 
-def write_clip(row: dict[str, Any], folder: Path) -> Path:
-    """Write one appearance's clip into `folder` (owner-only); InputError if its source
-    cannot be read."""
-    info = decode.probe(row["source"])
+@dataclass(frozen=True)
+class Clip:
+    path: Path
+    boxed: bool  # the face was found again and its box drawn
+
+
+def write_clip(
+    row: dict[str, Any],
+    folder: Path,
+    source: str | None = None,
+    analysis: AnalysisConfig | None = None,
+    taken: set[str] | None = None,
+) -> Clip:
+    """Write one appearance's clip into `folder` (owner-only). `source`: the file the
+    scan read (default: the row's source as named); `analysis`: the scan's settings for it
+    (its --min-face, regions), so the face the scan found is found again; `taken`: names
+    written before in this run, never written over (a second gets -2, ...). InputError if
+    the source cannot be read."""
+    path = source or row["source"]
+    info = decode.probe(path)
     clock = info.clock
     first, last = info.frame_pts[0], info.frame_pts[-1]
     start_s, end_s = Fraction(str(row["start_s"])), Fraction(str(row["end_s"]))
@@ -52,8 +71,16 @@ def write_clip(row: dict[str, Any], folder: Path) -> Path:
         max(first, clock.pts(max(Fraction(0), start_s - Fraction(PAD_S)))),
         min(last + 1, clock.pts(end_s + Fraction(PAD_S)) + 1),
     )
-    boxes = _track_boxes(info, row, start_s, end_s)
-    target = folder / clip_name(row)
+    boxes = _track_boxes(info, row, start_s, end_s, analysis or AnalysisConfig())
+    name = clip_name(row)
+    if taken is not None:
+        stem, k = name[: -len(".mp4")], 2
+        while name in taken:
+            name, k = f"{stem}-{k}.mp4", k + 1
+        taken.add(name)
+    target = folder / name
+    if files.same_file(target, path):
+        raise InputError(path, f"its clip would be written over it ({target})")
     tmp = files.reserve(target)
     try:
         _render(info, row, window, boxes, tmp)
@@ -61,11 +88,15 @@ def write_clip(row: dict[str, Any], folder: Path) -> Path:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return target
+    return Clip(target, bool(boxes))
 
 
 def _track_boxes(
-    info: decode.VideoInfo, row: dict[str, Any], start_s: Fraction, end_s: Fraction
+    info: decode.VideoInfo,
+    row: dict[str, Any],
+    start_s: Fraction,
+    end_s: Fraction,
+    analysis: AnalysisConfig,
 ) -> list[tuple[int, Box]]:
     """(pts, box) of the appearance's face on the frames frs analysed, nearest first."""
     from frs_cli.analyse import analyse_segment
@@ -75,7 +106,7 @@ def _track_boxes(
     end = clock.pts(end_s + Fraction(1, 1000)) + 1
     numbered = info.derived is not None
     segment = Segment(
-        info.path, info.stream_index, 0, 1, begin, end, AnalysisConfig(),
+        info.path, info.stream_index, 0, 1, begin, end, dataclasses.replace(analysis, views=False),
         seek=info.seek_point(begin), time_base=clock.time_base if numbered else None,
         numbered=numbered,
     )  # fmt: skip
@@ -104,6 +135,20 @@ def _box_at(boxes: list[tuple[int, Box]], pts: int) -> Box | None:
     return min(near, key=lambda b: abs(b[0] - pts))[1]
 
 
+def _origin(row: dict[str, Any]) -> dt.datetime | None:
+    """The time of day at the file's position 0, from the row's start_wall (computed in
+    UTC: a daylight-saving change within the clip moves the offset, not the time); None
+    where the row has none or it is not a time."""
+    wall = row.get("start_wall")
+    try:
+        moment = dt.datetime.fromisoformat(wall) if isinstance(wall, str) else None
+    except ValueError:
+        return None
+    if moment is None or moment.tzinfo is None:
+        return None
+    return wall_at(moment, -Fraction(str(row["start_s"])))
+
+
 def _render(
     info: decode.VideoInfo,
     row: dict[str, Any],
@@ -117,12 +162,7 @@ def _render(
     who = row.get("identity") or (f"person {row['person']}" if row.get("person") else "unknown")
     distance = row.get("distance")
     label = who + (f"  distance {float(distance):.3f}" if distance is not None else "")
-    wall = row.get("start_wall")
-    origin = (
-        dt.datetime.fromisoformat(wall) - dt.timedelta(seconds=float(row["start_s"]))
-        if wall
-        else None
-    )
+    origin = _origin(row)
     size = max(14, info.height // 30)
     font = ImageFont.load_default(size=size)
     counters = decode.DecodeCounters()
@@ -156,13 +196,13 @@ def _render(
                 draw.text((x, max(0, box.top - size - 6)), label, fill=BOX_COLOUR,
                           font=font, stroke_width=2, stroke_fill=(0, 0, 0))  # fmt: skip
             seconds = clock.seconds(frame.pts)
-            when = (
-                (origin + dt.timedelta(seconds=float(seconds))).isoformat(timespec="milliseconds")
-                if origin is not None
-                else format_tc(seconds)
-            )
+            moment = wall_at(origin, seconds) if origin is not None else None
+            when = moment.isoformat(timespec="milliseconds") if moment else format_tc(seconds)
             draw.text((8, info.height - size - 10), f"{when}  {Path(info.path).name}",
                       fill=(255, 255, 255), font=font, stroke_width=2, stroke_fill=(0, 0, 0))  # fmt: skip
+            if image.size != (info.width, info.height):
+                # The stream changed its frame size: the clip keeps the first one's.
+                image = image.resize((info.width, info.height))
             pixels = np.asarray(image)[: video.height, : video.width]
             picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
             picture.pts = frame.pts - window[0]

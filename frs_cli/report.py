@@ -18,52 +18,226 @@ import base64
 import html
 import io
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 from frs_cli import files
+from frs_cli.errors import InputError, UsageError
+from frs_cli.records import AnalysisConfig
 
 THUMB = 160
 
 
-def read_results(path: Path) -> list[dict[str, Any]]:
+MAX_IMAGE_BYTES = 50 << 20  # a picture frs embeds: crops and enrolment photos are far smaller
+MAX_IMAGE_PIXELS = 40_000_000  # ... and none holds more pixels than a 7680x5120 frame
+MAX_SECONDS = 10_000_000.0  # no footage runs for 115 days: a time beyond is not a time
+
+
+def read_results(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """Rows written by `frs scan` as CSV or JSON lines (or a JSON array): the matched
-    ones, and with `--unmatched` the unmatched ones that carry a person label."""
+    ones, and with `--unmatched` the unmatched ones that carry a person label; and why
+    each row that cannot be used was left out (one line each: the others go on)."""
     from frs_cli.writers import read_rows
 
-    return read_rows(path, people=True)
+    why = files.regular(path)
+    if why is not None:  # a FIFO would block the report
+        raise UsageError(f"cannot read {files.printable(str(path))}: {why}")
+    problems: list[str] = []
+    rows = []
+    for row in read_rows(path, people=True, problems=problems):
+        problem = _time_problem(row)
+        if problem is None:
+            rows.append(row)
+        else:
+            problems.append(f"the row of {row['source']!r} at {row.get('start_s')!r} {problem}")
+    return rows, problems
 
 
-def scan_rule(results: Path, watchlist: Path) -> str | None:
-    """The alert rule of the scan that wrote `results`, from the watchlist's audit trail
-    (its latest scan record whose output is that file), in words; None if not found."""
-    from frs_cli import audit
-    from frs_cli.calibration import Rule
-
-    for entry in reversed(audit.read(watchlist)):
-        output = entry.get("output")
-        if entry.get("command") != "scan" or not isinstance(output, str):
-            continue
-        if files.same_file(output, results) and isinstance(entry.get("rule"), dict):
-            try:
-                return Rule.from_dict(entry["rule"]).describe()
-            except (TypeError, ValueError):
-                return None
+def _time_problem(row: dict[str, Any]) -> str | None:
+    for key in ("start_s", "end_s"):
+        value = row.get(key)
+        if not isinstance(value, int | float) or not 0 <= value <= MAX_SECONDS:
+            return f"has {key} {value!r}, not a time in the file"
+    if row["end_s"] < row["start_s"]:
+        return "ends before it starts"
+    best = row.get("best_s")
+    if best is not None and not row["start_s"] <= best <= row["end_s"]:
+        return f"has best_s {best!r} outside the appearance"
     return None
 
 
-def data_uri(path: str | Path | None, size: int = THUMB) -> str | None:
-    if not path:
+def scan_record(results: Path, watchlist: Path) -> dict[str, Any] | None:
+    """The audit record of the scan that wrote `results`, latest first: one whose output
+    is this file by name (absolute, or relative to the folder that scan ran in: never to
+    this one) and still has the content it wrote; else one whose output had this file's
+    content (a copy, or the file moved); else one whose output is this file by name (the
+    rows were edited since)."""
+    from frs_cli import audit
+
+    if not watchlist.exists():
+        return None
+    scans = [e for e in reversed(audit.read(watchlist)) if e.get("command") == "scan"]
+    now = audit.fast_fingerprint(results)
+
+    def same_content(entry: dict[str, Any]) -> bool:
+        written = entry.get("output_fingerprint")
+        return (
+            isinstance(written, dict)
+            and "fingerprint" in now
+            and (
+                (written.get("fingerprint"), written.get("size"))
+                == (now["fingerprint"], now["size"])
+            )
+        )
+
+    def same_name(entry: dict[str, Any]) -> bool:
+        named = recorded_path(entry, entry.get("output"))
+        return named is not None and files.same_file(named, results)
+
+    for test in (
+        lambda e: same_name(e) and same_content(e),
+        same_content,
+        same_name,
+    ):
+        found = next((e for e in scans if test(e)), None)
+        if found is not None:
+            return found
+    return None
+
+
+def recorded_path(entry: dict[str, Any], path: Any) -> str | None:
+    """A path as a record gives it, made absolute with the folder the command ran in
+    (None: not a path, or relative in a record that does not say where it ran)."""
+    if not isinstance(path, str) or not path or path == "stdout":
+        return None
+    if os.path.isabs(path):
+        return path
+    cwd = entry.get("cwd")
+    return os.path.join(cwd, path) if isinstance(cwd, str) else None
+
+
+def scan_rule(record: dict[str, Any] | None) -> str | None:
+    """The alert rule of a scan's audit record (`scan_record`), in words; None if not known."""
+    from frs_cli.calibration import Rule
+
+    if record is None or not isinstance(record.get("rule"), dict):
         return None
     try:
+        return Rule.from_dict(record["rule"]).describe()
+    except (TypeError, ValueError, KeyError):
+        return None
+
+
+def footage(row: dict[str, Any], record: dict[str, Any] | None) -> str:
+    """The file a row's `source` named when the scan ran, identified by the fingerprint
+    the scan recorded, never by resolving the name against the current folder (another
+    folder's demo.mp4 is another film). InputError (path, why) when it cannot be had."""
+    source = row["source"]
+    if record is None:
+        raise InputError(
+            source,
+            "no record of the scan that wrote these rows in the watchlist's audit trail, so "
+            "which file it read cannot be known; give the scan's --watchlist",
+        )
+    path = recorded_path(record, source)
+    if path is None:
+        raise InputError(source, "the scan's record does not say which folder it ran in")
+    if not os.path.exists(path):
+        raise InputError(path, "no such file")
+    inputs = record.get("inputs")
+    scanned = [
+        e
+        for e in (inputs if isinstance(inputs, list) else [])
+        if isinstance(e, dict) and e.get("path") == source
+    ]
+    if not scanned or "fingerprint" not in scanned[-1]:
+        raise InputError(path, "not a file the scan that wrote these rows read")
+    from frs_cli.audit import fast_fingerprint
+
+    now = fast_fingerprint(path)
+    if (now.get("size"), now.get("fingerprint")) != (
+        scanned[-1].get("size"),
+        scanned[-1].get("fingerprint"),
+    ):
+        raise InputError(path, "is not the file the scan read (its content differs)")
+    return path
+
+
+def analysis(record: dict[str, Any] | None, source: str) -> AnalysisConfig:
+    """The analysis settings the scan used for `source` (its --min-face, --roi, model,
+    rates, and a --settings camera's), so that a clip finds the faces the scan found."""
+    base = AnalysisConfig()
+    if record is None or not isinstance(record.get("analysis"), dict):
+        return base
+    said = dict(record["analysis"])
+    inputs = record.get("inputs")
+    for entry in inputs if isinstance(inputs, list) else []:
+        if isinstance(entry, dict) and entry.get("path") == source:
+            said.update({k: entry[k] for k in ("min_face", "rois") if k in entry})
+    try:
+        config = AnalysisConfig(
+            model=str(said.get("model", base.model)),
+            min_face=int(said.get("min_face", base.min_face)),
+            sample_fps=float(said.get("sample_fps", base.sample_fps)),
+            detect_fps=float(said.get("detect_fps", base.detect_fps)),
+            quick_fps=float(said.get("quick_fps", base.quick_fps)),
+            exhaustive=bool(said.get("exhaustive", False)),
+            rois=tuple((int(a), int(b), int(c), int(d)) for a, b, c, d in said.get("rois", ())),
+        )
+    except (TypeError, ValueError):
+        return base
+    sane = (
+        config.model in ("hog", "cnn")
+        and 8 <= config.min_face <= 4000
+        and all(0.05 <= r <= 240 for r in (config.sample_fps, config.detect_fps, config.quick_fps))
+    )
+    return config if sane else base
+
+
+def allowed_pictures(record: dict[str, Any] | None) -> str | None:
+    """The folder whose pictures a page may embed: the scan's --crops, as it recorded it."""
+    if record is None:
+        return None
+    folder = record.get("crops")
+    return folder if isinstance(folder, str) and os.path.isabs(folder) else None
+
+
+def picture(path: Any, record: dict[str, Any] | None) -> str | None:
+    """A crop or frame view of a row, as an absolute path, if it lies in the scan's
+    --crops folder (a results file is data: it cannot make the page embed any picture on
+    this machine); None otherwise."""
+    folder = allowed_pictures(record)
+    if folder is None or not isinstance(path, str) or not path:
+        return None
+    assert record is not None
+    named = recorded_path(record, path)
+    if named is None or not files.within(named, folder):
+        return None
+    return named
+
+
+def data_uri(path: str | Path | None, size: int = THUMB) -> str | None:
+    """A JPEG thumbnail of a regular file of sane size and pixel count, as a data: URI;
+    None for anything else (a FIFO would hang the page's making, a 68-byte PNG claiming
+    30000x30000 pixels would fill the memory)."""
+    if not path or files.regular(path) is not None:
+        return None
+    try:
+        if os.stat(path).st_size > MAX_IMAGE_BYTES:
+            return None
         with Image.open(path) as opened:
+            width, height = opened.size
+            if width * height > MAX_IMAGE_PIXELS:
+                return None
             img = opened.convert("RGB")
             img.thumbnail((size, size))
             buf = io.BytesIO()
             img.save(buf, format="JPEG", quality=85)
-    except (OSError, ValueError):
+    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError):
         return None
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
@@ -73,9 +247,11 @@ def build(
     enrolment: dict[str, list[str]],
     title: str,
     rule: str | None = None,
+    pictures: Callable[[Any], str | None] = lambda path: None,
 ) -> str:
     """The page. `enrolment` maps identity -> enrolment photo paths; `rule` is the scan's
-    alert rule in words (`scan_rule`), None when it is not known."""
+    alert rule in words (`scan_rule`), None when it is not known; `pictures` maps a row's
+    crop or frame_view to the file to embed (None: none)."""
     from frs_cli.timecode import format_tc
 
     items = []
@@ -99,8 +275,8 @@ def build(
                 "end_wall": r.get("end_wall"),
                 "distance": r["distance"],
                 "margin": r.get("margin"),
-                "crop": data_uri(r.get("crop"), 200),
-                "frame": data_uri(r.get("frame_view"), 640),
+                "crop": data_uri(pictures(r.get("crop")), 200),
+                "frame": data_uri(pictures(r.get("frame_view")), 640),
                 "ffplay": f"ffplay -ss {r['start_s']:.3f} {_shell_quote(r['source'])}",
             }
         )

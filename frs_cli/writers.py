@@ -104,11 +104,15 @@ WRITERS: dict[str, Callable[[IO[str], tuple[str, ...]], Writer]] = {
 }
 
 
-def read_rows(path: Path, people: bool = False) -> list[dict[str, Any]]:
+def read_rows(
+    path: Path, people: bool = False, problems: list[str] | None = None
+) -> list[dict[str, Any]]:
     """The matched rows of a CSV, JSON lines or JSON file written by `frs scan`, typed as
     the JSON writers write them (numbers as numbers, missing values as None, CSV formula
     guards undone). Files of earlier versions, with fewer columns, are read too. With
-    `people`, unmatched rows that carry a person label (`--unmatched`) are kept too."""
+    `people`, unmatched rows that carry a person label (`--unmatched`) are kept too. A row
+    that is not one frs writes stops the reading, or with `problems` is left out and
+    described there."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
@@ -134,14 +138,19 @@ def read_rows(path: Path, people: bool = False) -> list[dict[str, Any]]:
         raise UsageError(f"{path}: not the rows that frs scan writes")
     if rows and not {"identity", "start_s"} <= set(rows[0]):
         raise UsageError(f"{path}: rows lack identity/start_s: not frs scan appearances")
+    kept = []
     for k, row in enumerate(rows):
         problem = _row_problem(row)
-        if problem is not None:
+        if problem is None:
+            kept.append(row)
+        elif problems is not None:  # the caller goes on without it, and says so
+            problems.append(f"row {k + 1} {problem}: left out")
+        else:
             raise UsageError(
                 f"{path}: row {k + 1} {problem}: cut short or not written by frs scan; "
                 "nothing was read"
             )
-    return [r for r in rows if r.get("identity") or (people and r.get("person"))]
+    return [r for r in kept if r.get("identity") or (people and r.get("person"))]
 
 
 def _row_problem(row: Any) -> str | None:

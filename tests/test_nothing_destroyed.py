@@ -247,13 +247,17 @@ def hostile_results(path: Path) -> Path:
 
 def test_a_results_value_that_is_not_a_number_is_refused(tmp_path, wl):
     results = tmp_path / "r.jsonl"
+    good = {"source": "a.mp4", "identity": "A", "start_s": 1.0, "end_s": 2.0, "distance": 0.3}
     results.write_text(
-        json.dumps({"source": "a.mp4", "identity": "A", "start_s": 1.0, "end_s": 2.0,
-                    "distance": "0.3\"><img src=x onerror=alert(1)>"}) + "\n"
+        json.dumps({**good, "distance": "0.3\"><img src=x onerror=alert(1)>"}) + "\n"
+        + json.dumps(good) + "\n"
     )  # fmt: skip
     result = run_cli("report", results, "--html", tmp_path / "p.html", "-w", wl)
-    assert result.exit_code == 2 and "distance" in result.stderr and "not a number" in result.stderr
-    assert not (tmp_path / "p.html").exists()
+    # The row is one error line and left out; the page is made of the others (issue 31).
+    assert result.exit_code == 3
+    assert "row 1 has distance" in result.stderr and "not a number: left out" in result.stderr
+    text = (tmp_path / "p.html").read_text()
+    assert "onerror" not in text and '"distance": 0.3' in text
 
 
 def test_the_page_keeps_markup_out_and_is_private(tmp_path, wl):

@@ -13,7 +13,7 @@ from frs_cli.cli.base import (
     cli,
     watchlist_option,
 )
-from frs_cli.errors import EXIT_FAILURE, EXIT_PARTIAL, FrsError, UsageError
+from frs_cli.errors import EXIT_FAILURE, EXIT_PARTIAL, UsageError
 from frs_cli.files import printable
 
 
@@ -50,48 +50,106 @@ def report(
     if html_path is None and clips_dir is None:
         raise UsageError("say what to make: --html PAGE, --clips DIR, or both")
     path = _watchlist_path(watchlist)
-    files.check_outputs({"--html": html_path}, [("the results", results), *watchlist_files(path)])
-    rows = rep.read_results(results)
-    if clips_dir is not None:
-        _write_clips(rows, clips_dir)
-    if html_path is None:
-        return
+    rows, problems = rep.read_results(results)
+    record = rep.scan_record(results, path)
     enrolment: dict[str, list[str]] = {}
-    if path.exists():
+    named_like_page: list[str] = []
+    if path.exists() and (html_path is not None or rows):
         with Watchlist.open(path) as wl:
-            enrolment = {n: wl.photos(n) for n in {r["identity"] for r in rows} if n}
-    rule = rep.scan_rule(results, path) if path.exists() else None
-    page = rep.build(rows, enrolment, title or f"frs review: {results.name}", rule)
-    rep.write(html_path, page)
-    click.echo(f"wrote {printable(str(html_path))}: {len(rows)} appearances to review", err=True)
+            if html_path is not None:
+                enrolment = {n: wl.photos(n) for n in {r["identity"] for r in rows} if n}
+                named_like_page = wl.photos_named(html_path.name)
+    # Everything the page or the clips read is an input: the rows' footage (as named and
+    # as the scan's folder resolves it), their pictures, the enrolment photos.
+    read = [("the results", results), *watchlist_files(path)]
+    for row in rows:
+        read.append(("a row's footage", Path(row["source"])))
+        recorded = rep.recorded_path(record or {}, row["source"])
+        if recorded is not None:
+            read.append(("a row's footage", Path(recorded)))
+        read += [(f"a row's {k}", Path(row[k])) for k in ("crop", "frame_view") if row.get(k)]
+    read += [("an enrolment photo", Path(p)) for photos in enrolment.values() for p in photos]
+    read += [("an enrolment photo", Path(p)) for p in named_like_page]
+    files.check_outputs({"--html": html_path}, read)
+    if clips_dir is not None:
+        files.writable_folder(clips_dir, "--clips")
+    for problem in problems:
+        click.echo(f"error: {printable(str(results))}: {printable(problem)}", err=True)
+    failed, made = len(problems), 0
+    if clips_dir is not None:
+        failed_clips, made = _write_clips(rows, clips_dir, record)
+        failed += failed_clips
+    if html_path is not None:
+
+        def pictures(path: Any) -> str | None:
+            return rep.picture(path, record)
+
+        page = rep.build(
+            rows, enrolment, title or f"frs review: {results.name}", rep.scan_rule(record), pictures
+        )
+        rep.write(html_path, page)
+        made += 1
+        click.echo(
+            f"wrote {printable(str(html_path))}: {len(rows)} appearances to review", err=True
+        )
+        hidden = sum(1 for r in rows if r.get("crop") and pictures(r["crop"]) is None)
+        if hidden:
+            click.echo(
+                f"note: {hidden} crop(s) not shown: not in the --crops folder of the scan that "
+                "wrote these rows (its audit record); the page embeds no other picture",
+                err=True,
+            )
+    if failed:
+        raise click.exceptions.Exit(EXIT_PARTIAL if made else EXIT_FAILURE)
 
 
-def _write_clips(rows: list[dict[str, Any]], folder: Path) -> None:
-    """One clip per row; a source that cannot be read is one error line, the rest are
-    written; exit 3 if any failed."""
+def _write_clips(
+    rows: list[dict[str, Any]], folder: Path, record: dict[str, Any] | None
+) -> tuple[int, int]:
+    """One clip per row, of the file the scan read, analysed with the scan's settings; a
+    row whose footage cannot be had or read is one error line, the rest are written.
+    Returns how many failed (a clip without the box among them) and how many were written."""
     from rich.console import Console
     from rich.progress import Progress
 
     from frs_cli import clips
+    from frs_cli import report as rep
     from frs_cli.errors import InputError
 
-    try:
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError as err:
-        raise FrsError(f"cannot create {printable(str(folder))}: {err.strerror}") from None
-    failed = written = 0
-    with Progress(console=Console(stderr=True), transient=True) as bar:
+    failed = written = unboxed = 0
+    taken: set[str] = set()
+    with Progress(console=Console(stderr=True, markup=False), transient=True) as bar:
         task = bar.add_task("clips", total=len(rows))
+
+        def error(where: str, why: str) -> None:
+            bar.console.print(
+                f"error: {printable(where)}: {printable(why)}", markup=False, soft_wrap=True
+            )
+
         for row in rows:
             try:
-                clips.write_clip(row, folder)
+                source = rep.footage(row, record)
+                clip = clips.write_clip(
+                    row, folder, source, rep.analysis(record, row["source"]), taken
+                )
                 written += 1
+                if not clip.boxed:
+                    unboxed += 1
+                    error(
+                        str(clip.path),
+                        f"the face of {row.get('identity') or row.get('person')} at "
+                        f"{row['start_s']} s was not found again: the clip has no box",
+                    )
             except InputError as err:
                 failed += 1
-                bar.console.print(
-                    f"error: {printable(err.path)}: {err.reason}", markup=False, soft_wrap=True
-                )
+                error(err.path, err.reason)
+            except OSError as err:
+                failed += 1
+                error(str(folder), f"cannot write the clip: {err.strerror or err}")
             bar.advance(task)
-    click.echo(f"wrote {written} clip(s) to {printable(str(folder))}; {failed} failed", err=True)
-    if failed:
-        raise click.exceptions.Exit(EXIT_PARTIAL if written else EXIT_FAILURE)
+    click.echo(
+        f"wrote {written} clip(s) to {printable(str(folder))}"
+        f"{f' ({unboxed} without the box)' if unboxed else ''}; {failed} failed",
+        err=True,
+    )
+    return failed + unboxed, written

@@ -20,6 +20,7 @@ from frs_cli.watchlist.store import (
     SCHEMA,
     Store,
     _now,
+    usable,
     writer_lock,
 )
 
@@ -90,6 +91,19 @@ class Faces(Store):
         ).fetchall()
         return [r[0] for r in rows]
 
+    def photos_named(self, filename: str) -> list[str]:
+        """Enrolment and cohort photos whose file is called `filename` (in any folder)."""
+        like = "%/" + filename.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        found = [r[0] for r in self.conn.execute(
+            "SELECT photo FROM faces WHERE photo = ? OR photo LIKE ? ESCAPE '\\'", (filename, like)
+        )]  # fmt: skip
+        if self._has_cohort_table():
+            found += [r[0] for r in self.conn.execute(
+                "SELECT photo FROM cohort WHERE photo = ? OR photo LIKE ? ESCAPE '\\'",
+                (filename, like),
+            )]  # fmt: skip
+        return [p for p in found if p]
+
     # -- writing ---------------------------------------------------------
     # Every change is one SQLite transaction under the writers' lock: a kill at any
     # moment leaves the previous state or the new one, never a mix.
@@ -121,8 +135,10 @@ class Faces(Store):
         with self._writing() as generation:
             for name, vector, sha, photo, box in rows:
                 vec = np.asarray(vector, dtype=np.float32)
-                if vec.shape != (DIM,) or not np.all(np.isfinite(vec)):
-                    raise WatchlistError(f"face of {name!r}: not a finite {DIM}-d vector")
+                if vec.shape != (DIM,) or not usable(vec)[0]:
+                    raise WatchlistError(
+                        f"face of {name!r}: not a finite {DIM}-d vector of an encoding's length"
+                    )
                 self.conn.execute(
                     "INSERT OR IGNORE INTO identities (name, created_at) VALUES (?, ?)",
                     (name, _now()),
@@ -146,8 +162,8 @@ class Faces(Store):
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != DIM or len(vectors) != len(names):
             raise WatchlistError(f"expected {len(names)} vectors of {DIM} numbers")
-        if not np.all(np.isfinite(vectors)):
-            raise WatchlistError("some vectors are not finite")
+        if not usable(vectors).all():
+            raise WatchlistError("some vectors are not finite, or not of an encoding's length")
         now = _now()
         with self._writing() as generation:
             self.conn.executemany(
@@ -255,7 +271,12 @@ class Faces(Store):
             data = b"".join(blobs)
             if len(data) != len(blobs) * DIM * 4:
                 raise WatchlistError(f"{self.path}: some cohort vectors are damaged")
-            self._cohort = np.frombuffer(data, np.float32).reshape(len(blobs), DIM)
+            cohort = np.frombuffer(data, np.float32).reshape(len(blobs), DIM)
+            if not usable(cohort).all():
+                raise WatchlistError(
+                    f"{self.path}: some cohort vectors are damaged; `frs watchlist cohort clear`"
+                )
+            self._cohort = cohort
         return self._cohort
 
     def add_cohort(self, rows: Sequence[tuple[np.ndarray, str, str]]) -> int:
@@ -266,8 +287,10 @@ class Faces(Store):
             self.conn.executescript(SCHEMA)  # a watchlist made before the cohort existed
             for vector, sha, photo in rows:
                 vec = np.asarray(vector, dtype=np.float32)
-                if vec.shape != (DIM,) or not np.all(np.isfinite(vec)):
-                    raise WatchlistError(f"cohort face of {photo}: not a finite {DIM}-d vector")
+                if vec.shape != (DIM,) or not usable(vec)[0]:
+                    raise WatchlistError(
+                        f"cohort face of {photo}: not a finite {DIM}-d vector of an encoding's length"
+                    )
                 cur = self.conn.execute(
                     "INSERT OR IGNORE INTO cohort (vector, photo_sha256, photo, added_at)"
                     " VALUES (?, ?, ?, ?)",
@@ -318,7 +341,7 @@ class Faces(Store):
                     " `frs watchlist verify` says which"
                 )
             vectors = np.frombuffer(blob, np.float32).reshape(n, DIM)
-            if not np.isfinite(vectors).all():
+            if not usable(vectors).all():
                 self.check_vectors()  # names them
             self._vectors = vectors
 
