@@ -57,12 +57,13 @@ class ScanProgress(Events):
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.progress = Progress(
-                TextColumn("{task.description}", justify="left"),
+                # File names are data, never markup: a name holding "[/]" once ended the scan.
+                TextColumn("{task.description}", justify="left", markup=False),
                 BarColumn(),
                 TextColumn("{task.percentage:>3.0f}%"),
                 TimeRemainingColumn(),
                 _speed_column(),
-                console=self.console or Console(stderr=True, highlight=False),
+                console=self.console or Console(stderr=True, highlight=False, markup=False),
                 transient=False,
             )
             self.progress.start()

@@ -19,6 +19,7 @@ from frs_cli.errors import (
     EXIT_FAILURE,
     FrsError,
 )
+from frs_cli.files import printable
 
 
 # -- audit ------------------------------------------------------------------
@@ -46,12 +47,13 @@ def audit_cmd(watchlist: Path | None, fmt: str) -> None:
     for e in entries:
         counts = e.get("counts", {})
         result = ", ".join(f"{k} {v}" for k, v in counts.items())
-        table.add_row(
+        cells = (
             str(e.get("time", "")), str(e.get("command", "")),
             f"{e.get('user', '')}@{e.get('host', '')}", str(len(e.get("inputs", []))),
             str(e.get("threshold", "")), result,
         )  # fmt: skip
-    Console(highlight=False, width=160).print(table)
+        table.add_row(*map(printable, cells))  # a record is data: no escape sequences
+    Console(highlight=False, markup=False, width=160).print(table)
 
 
 # -- doctor -----------------------------------------------------------------

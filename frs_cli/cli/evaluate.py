@@ -14,6 +14,7 @@ from frs_cli.cli.base import (
     cli,
     workers_option,
 )
+from frs_cli.files import printable
 
 
 # -- evaluate ---------------------------------------------------------------
@@ -105,15 +106,21 @@ def evaluate(
         ev.plot_det(data, plot_path)
 
 
-def _print_evaluation(data: dict[str, Any]) -> None:
+def _console() -> Any:
     from rich.console import Console
+
+    # Names (the dataset's, the groups') are data: never read as markup.
+    return Console(stderr=True, highlight=False, markup=False)
+
+
+def _print_evaluation(data: dict[str, Any]) -> None:
     from rich.table import Table
 
-    console = Console(stderr=True, highlight=False)
+    console = _console()
     op = data["at_tolerance"]
     fta = data["failures_to_acquire"]
     console.print(
-        f"{data['dataset']}: gallery {data['gallery_identities']} identities "
+        f"{printable(data['dataset'])}: gallery {data['gallery_identities']} identities "
         f"({data['gallery_faces']} faces, {len(data['failures_to_enrol'])} failed to enrol); "
         f"{data['mated_searches']} mated and {data['non_mated_searches']} non-mated searches "
         f"(no face found: {fta['mated']} mated, {fta['non_mated']} non-mated); seed {data['seed']}"
@@ -187,7 +194,7 @@ def _print_groups(console: Any, groups: dict[str, Any], tolerance: float) -> Non
         return text + (f" ({bounds[0]:.{digits}f}-{bounds[1]:.{digits}f})" if bounds else "")
 
     for name, row in groups["per_group"].items():
-        cells = [name, str(row["mated_searches"]), str(row["non_mated_searches"])]
+        cells = [printable(name), str(row["mated_searches"]), str(row["non_mated_searches"])]
         if rule:
             at = row["at_scan_rule"]
             cells += [

@@ -11,9 +11,9 @@ import click
 from frs_cli.cli.base import (
     FORMATS,
     Finite,
-    _default_workers,
     _say,
     _watchlist_path,
+    _workers,
     cli,
     watchlist_option,
     workers_option,
@@ -59,7 +59,7 @@ def watchlist_info(watchlist: Path | None, fpir: float) -> None:
         meta = wl.meta()
         faces = wl.face_count()
         lines = [
-            f"watchlist: {path}",
+            f"watchlist: {printable(str(path))}",
             f"identities: {wl.identity_count()}",
             f"faces: {faces}",
             f"cohort: {wl.cohort_count()} faces of people not on the watchlist",
@@ -82,7 +82,7 @@ def watchlist_info(watchlist: Path | None, fpir: float) -> None:
                 )
         for p in (path, wl.index_path, wl.index_meta_path, wl.calibration_path):
             if p.exists():
-                lines.append(f"file: {p} ({p.stat().st_size:,} bytes)")
+                lines.append(f"file: {printable(str(p))} ({p.stat().st_size:,} bytes)")
     for line in lines:
         click.echo(line)
 
@@ -148,15 +148,15 @@ def watchlist_verify(watchlist: Path | None) -> None:
         unlike = [] if problems else wl.unlike_photos()
     for u in unlike:
         click.echo(
-            f"warning: {u.photo} ({u.identity}) looks unlike its identity's other "
+            f"warning: {printable(u.photo)} ({printable(u.identity)}) looks unlike its identity's other "
             f"{u.others} photo(s): median distance {u.distance:.2f}",
             err=True,
         )
     for problem in problems:
-        click.echo(f"problem: {problem}", err=True)
+        click.echo(f"problem: {printable(problem)}", err=True)
     if problems:
         raise FrsError(f"{path}: {len(problems)} problem(s) found")
-    click.echo(f"{path}: ok ({faces} faces)", err=True)
+    click.echo(f"{printable(str(path))}: ok ({faces} faces)", err=True)
 
 
 @watchlist.group("cohort")
@@ -184,13 +184,13 @@ def cohort_add(
     path = _watchlist_path(watchlist)
     with _open_for_change(path) as wl:
         stats = enrol_mod.enrol_into(
-            wl, paths, None, workers or _default_workers(), say=_say(quiet), cohort=True,
+            wl, paths, None, _workers(workers, None), say=_say(quiet), cohort=True,
             warn=_say(False),
         )  # fmt: skip
         total = wl.cohort_count()
     click.echo(
         f"{stats.enrolled} added to the cohort, {stats.duplicates} already there, "
-        f"{stats.no_face} without a face, {stats.unreadable} unreadable; {path} has a cohort "
+        f"{stats.no_face} without a face, {stats.unreadable} unreadable; {printable(str(path))} has a cohort "
         f"of {total} faces",
         err=True,
     )
@@ -208,7 +208,7 @@ def cohort_clear(watchlist: Path | None) -> None:
     with _open_for_change(path) as wl:
         n = wl.clear_cohort()
         audit.append(path, audit.record("cohort-clear", watchlist=wl.fingerprint(), faces=n))
-    click.echo(f"removed the cohort ({n} faces) from {path}", err=True)
+    click.echo(f"removed the cohort ({n} faces) from {printable(str(path))}", err=True)
 
 
 @watchlist.command("rebuild")
@@ -220,4 +220,4 @@ def watchlist_rebuild(watchlist: Path | None) -> None:
     path = _watchlist_path(watchlist)
     with Watchlist.open(path) as wl:
         wl.rebuild()
-        click.echo(f"rebuilt {wl.index_path} ({wl.face_count()} faces)", err=True)
+        click.echo(f"rebuilt {printable(str(wl.index_path))} ({wl.face_count()} faces)", err=True)

@@ -9,7 +9,7 @@ import numpy as np
 
 from frs_cli.errors import WatchlistError
 from frs_cli.watchlist.calibrating import Calibrated
-from frs_cli.watchlist.store import DIM
+from frs_cli.watchlist.store import DIM, usable
 
 
 class Watchlist(Calibrated):
@@ -33,10 +33,13 @@ class Watchlist(Calibrated):
         bad = 0
         for (blob,) in self.conn.execute("SELECT vector FROM faces"):
             vec = np.frombuffer(blob, np.float32) if len(blob) == DIM * 4 else None
-            if vec is None or not np.all(np.isfinite(vec)):
+            if vec is None or not usable(vec)[0]:
                 bad += 1
         if bad:
-            problems.append(f"{bad} face(s) have a missing, short or non-finite vector")
+            problems.append(
+                f"{bad} face(s) have a missing, short or non-finite vector, or one of no "
+                "encoding's length"
+            )
         empty = self.conn.execute(
             "SELECT count(*) FROM identities i WHERE NOT EXISTS"
             " (SELECT 1 FROM faces f WHERE f.identity_id = i.id)"

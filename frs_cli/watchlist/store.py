@@ -30,6 +30,20 @@ from frs_cli.errors import WatchlistError
 
 SCHEMA_VERSION = 1
 DIM = 128
+# The longest an encoding can be: dlib's are about 1.4 long (1.36-1.53 on the sample and
+# lfw photos). Far beyond, a vector is damage, not a face: one of 1e30s made every
+# distance infinite and the scan silently reported nobody.
+MAX_NORM = 100.0
+
+
+def usable(vectors: np.ndarray) -> np.ndarray:
+    """Per row of `vectors` (n, DIM): finite, and no longer than an encoding can be."""
+    vectors = np.asarray(vectors, np.float64).reshape(-1, DIM)
+    with np.errstate(over="ignore", invalid="ignore"):
+        norms = np.linalg.norm(vectors, axis=1)
+    return np.isfinite(vectors).all(axis=1) & (norms <= MAX_NORM)
+
+
 CHECK_ON_OPEN_BYTES = 128 << 20  # stores up to this size are checked at every open (SQLite's
 # quick_check reads ~600 MB/s warm: 87 MB in 0.14 s); larger ones before every change
 
@@ -84,10 +98,18 @@ def _now() -> str:
 
 
 def _touch_private(path: Path) -> None:
-    """Create `path` empty and owner-only if it does not exist (SQLite keeps the mode)."""
+    """Create `path` empty and owner-only if it does not exist (SQLite keeps the mode);
+    an empty file already there (a watchlist is about to be made in it) becomes
+    owner-only too, since it is about to hold faces."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with contextlib.suppress(FileExistsError):
+    try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
 
 
 def damaged(path: Path, detail: str) -> WatchlistError:
@@ -333,13 +355,13 @@ class Store:
             "SELECT i.name, f.vector FROM faces f JOIN identities i ON i.id = f.identity_id"
         ):
             vec = np.frombuffer(blob, np.float32) if len(blob) == DIM * 4 else None
-            if vec is None or not np.isfinite(vec).all():
+            if vec is None or not usable(vec)[0]:
                 bad.append(name)
         if bad:
             names = ", ".join(files.printable(n) for n in sorted(set(bad))[:5])
             raise WatchlistError(
                 f"{self.path}: {len(bad)} face(s) ({names}) have no valid encoding (not "
-                f"{DIM} finite numbers); a scan would miss them. `frs watchlist verify -w "
+                f"{DIM} finite numbers of an encoding's length); a scan would miss them. `frs watchlist verify -w "
                 f"{self.path}` lists the problems; remove those identities and enrol them again"
             )
 
