@@ -512,6 +512,9 @@ def analyse_segment(segment: Segment) -> SegmentResult:
     STAGES.take()
     counters = decode.DecodeCounters()
     scanner: SegmentScanner | None = None
+    size: tuple[int, int] | None = None  # the coded size the scanner was made for
+    earlier: list[Track] = []  # tracks of the frames before a change of frame size
+    analysed = 0
     last_pts: int | None = None
     error: str | None = None
     try:
@@ -520,7 +523,6 @@ def analyse_segment(segment: Segment) -> SegmentResult:
             stream = container.streams[segment.stream_index]  # the container's own index
             stream.thread_type = "AUTO"
             stream.codec_context.thread_count = 1  # the pool's processes already use the cores
-            ctx = stream.codec_context
             time_base = segment.time_base or stream.time_base
             frames = decode.iter_frames(
                 container,
@@ -536,13 +538,16 @@ def analyse_segment(segment: Segment) -> SegmentResult:
                 if segment.end_pts is not None and frame.pts >= segment.end_pts:
                     break
                 reporter.frame(frame.pts)
-                if scanner is None:
+                if scanner is None or (frame.width, frame.height) != size:
+                    # A stream's frame size can change (two recordings joined, a camera
+                    # switching resolution): each size is analysed as a picture of its own,
+                    # the faces followed until then ending at the change.
+                    if scanner is not None:
+                        earlier += scanner.finish()
+                        analysed += scanner.analysed
+                    size = (frame.width, frame.height)
                     rotation = decode.normal_rotation(getattr(frame, "rotation", 0) or 0)
-                    w, h = (
-                        (ctx.height, ctx.width)
-                        if rotation in (90, 270)
-                        else (ctx.width, ctx.height)
-                    )
+                    w, h = (frame.height, frame.width) if rotation in (90, 270) else size
                     scanner = SegmentScanner(segment, time_base, w, h, rotation)
                 scanner.feed(frame)
                 if segment.start_pts is None or frame.pts >= segment.start_pts:
@@ -553,12 +558,12 @@ def analyse_segment(segment: Segment) -> SegmentResult:
         error = str(err)
     if counters.last_error and error is None and counters.errors:
         error = f"{counters.errors} corrupt packet(s) skipped ({counters.last_error})"
-    tracks = scanner.finish() if scanner else ()
+    tracks = [*earlier, *(scanner.finish() if scanner else ())]
     return SegmentResult(
         segment=segment,
-        tracks=tracks,
+        tracks=tuple(sorted(tracks, key=lambda tr: (tr.start_pts, tr.sightings[0].box.left))),
         frames_decoded=counters.decoded,
-        frames_analysed=scanner.analysed if scanner else 0,
+        frames_analysed=analysed + (scanner.analysed if scanner else 0),
         decode_errors=counters.errors,
         last_pts=last_pts,
         error=error,
