@@ -1,7 +1,7 @@
 """How often `frs scan --unmatched`'s person labels merge two people or split one
 (issue 23; docs/accuracy.md, "Unknown people across files").
 
-    python benchmarks/persons.py
+    python benchmarks/persons.py [--speed]
 
 1. lfw-dev photos shown one by one (benchmarks/lfw_encodings.py): 300 people with two or
    more photos, up to 4 photos each, in a random order, each photo a one-view track
@@ -9,6 +9,9 @@
    share of pairs of different people merged and of one person's photos split.
 2. The shared footage scanned with --unmatched against a 3-identity watchlist: the labels
    each clip's tracks got (the talking heads each twice, as two files).
+3. Speed (issue 31): 2,000 one-photo tracks of lfw-dev through People, against the same
+   rule computed over every person (`Everyone`, the code before): seconds, and whether
+   every label is the same.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +31,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import lfw_encodings  # noqa: E402
 
-from frs_cli.persons import People  # noqa: E402
+from frs_cli.encode import distances  # noqa: E402
+from frs_cli.persons import MARGIN, SAME_PERSON, People, _overlaps  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -57,6 +62,46 @@ def slideshow() -> None:
     )
 
 
+class Everyone(People):
+    """The rule over every person seen so far (the code before issue 31's bound)."""
+
+    def _nearest(self, source: str, start: int, end: int, views: np.ndarray) -> int | None:
+        if not self.people:
+            return None
+        spread = [float(distances(views, p.views).min(axis=1).mean()) for p in self.people]
+        order = np.argsort(spread, kind="stable")
+        best = int(order[0])
+        second = float(spread[order[1]]) if len(order) > 1 else float("inf")
+        if (
+            spread[best] <= SAME_PERSON
+            and second - spread[best] >= MARGIN
+            and not _overlaps(self.people[best], source, start, end)
+        ):
+            return best
+        return None
+
+
+def speed(tracks: int = 2000) -> None:
+    names, _, vectors = lfw_encodings.load()
+    rng = np.random.default_rng(1)
+    seq = rng.choice(len(vectors), tracks, replace=False)
+    times, labels = {}, {}
+    for kind in (People, Everyone):
+        people = kind()
+        t0 = time.perf_counter()
+        labels[kind.__name__] = [
+            people.label(f"file{k}", [(0, 0, vectors[[i]])])[0] for k, i in enumerate(seq)
+        ]
+        times[kind.__name__] = time.perf_counter() - t0
+    print(
+        f"{tracks} tracks of {len(set(names[seq]))} lfw-dev people: {times['People']:.2f} s "
+        f"(over every person: {times['Everyone']:.2f} s, "
+        f"{times['Everyone'] / times['People']:.1f}x); "
+        f"{len(set(labels['People']))} labels; the same labels: "
+        f"{labels['People'] == labels['Everyone']}"
+    )
+
+
 def footage() -> None:
     faces, clips = SHARED / "faces", SHARED / "footage"
     with tempfile.TemporaryDirectory() as tmp:
@@ -83,5 +128,9 @@ def footage() -> None:
 
 
 if __name__ == "__main__":
-    slideshow()
-    footage()
+    if sys.argv[1:] == ["--speed"]:
+        speed()
+    else:
+        slideshow()
+        footage()
+        speed()
