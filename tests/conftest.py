@@ -40,6 +40,17 @@ def demo_watchlist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture
+def wl(tmp_path: Path, demo_watchlist: Path) -> Path:
+    """A private copy of the demo watchlist (both portraits), so a test may damage it."""
+    import sqlite3
+
+    path = tmp_path / "w.db"
+    with sqlite3.connect(demo_watchlist) as src, sqlite3.connect(path) as dst:
+        src.backup(dst)
+    return path
+
+
 @pytest.fixture(scope="session")
 def shared_watchlist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not SHARED.is_dir():

@@ -43,15 +43,6 @@ def last_audit(watchlist: Path) -> dict:
 
 
 @pytest.fixture
-def wl(tmp_path, demo_watchlist) -> Path:
-    """A private copy of the demo watchlist (both portraits), so a test may damage it."""
-    path = tmp_path / "w.db"
-    with sqlite3.connect(demo_watchlist) as src, sqlite3.connect(path) as dst:
-        src.backup(dst)
-    return path
-
-
-@pytest.fixture
 def clip(tmp_path) -> Path:
     path = tmp_path / "ev.mp4"
     path.write_bytes(CLIP.read_bytes())

@@ -33,15 +33,6 @@ def digest(path: Path) -> bytes:
     return path.read_bytes()
 
 
-@pytest.fixture
-def wl(tmp_path, demo_watchlist) -> Path:
-    """A private copy of the demo watchlist (both portraits)."""
-    path = tmp_path / "w.db"
-    with sqlite3.connect(demo_watchlist) as src, sqlite3.connect(path) as dst:
-        src.backup(dst)
-    return path
-
-
 @pytest.fixture(scope="module")
 def short(tmp_path_factory) -> Path:
     """1 s, 25 fps: Grace Hopper from frame 3 to 22."""
