@@ -54,11 +54,10 @@ def report(
     record = rep.scan_record(results, path)
     enrolment: dict[str, list[str]] = {}
     named_like_page: list[str] = []
-    if path.exists() and (html_path is not None or rows):
+    if path.exists() and html_path is not None:
         with Watchlist.open(path) as wl:
-            if html_path is not None:
-                enrolment = {n: wl.photos(n) for n in {r["identity"] for r in rows} if n}
-                named_like_page = wl.photos_named(html_path.name)
+            enrolment = {n: wl.photos(n) for n in {r["identity"] for r in rows} if n}
+            named_like_page = wl.photos_named(html_path.name)
     # Everything the page or the clips read is an input: the rows' footage (as named and
     # as the scan's folder resolves it), their pictures, the enrolment photos.
     read = [("the results", results), *watchlist_files(path)]
@@ -70,7 +69,7 @@ def report(
         read += [(f"a row's {k}", Path(row[k])) for k in ("crop", "frame_view") if row.get(k)]
     read += [("an enrolment photo", Path(p)) for photos in enrolment.values() for p in photos]
     read += [("an enrolment photo", Path(p)) for p in named_like_page]
-    files.check_outputs({"--html": html_path}, read)
+    files.check_outputs({"--html": html_path}, dict.fromkeys(read))  # rows share files
     if clips_dir is not None:
         files.writable_folder(clips_dir, "--clips")
     for problem in problems:
@@ -126,9 +125,18 @@ def _write_clips(
                 f"error: {printable(where)}: {printable(why)}", markup=False, soft_wrap=True
             )
 
+        # Rows of one file share its identification (a fingerprint reads 2 MiB).
+        found: dict[str, str | InputError] = {}
         for row in rows:
             try:
-                source = rep.footage(row, record)
+                if row["source"] not in found:
+                    try:
+                        found[row["source"]] = rep.footage(row, record)
+                    except InputError as err:
+                        found[row["source"]] = err
+                source = found[row["source"]]
+                if isinstance(source, InputError):
+                    raise source
                 clip = clips.write_clip(
                     row, folder, source, rep.analysis(record, row["source"]), taken
                 )

@@ -332,9 +332,7 @@ def _check_scan_paths(
     files.check_outputs(outputs, read)
     _check_regions(cfg, footage)
     if crops_dir is not None:
-        folders = [Path(a) for a in cfg.inputs if Path(a).is_dir()]
-        folders += [path for _, path in read if path.is_dir()]
-        for folder in folders:
+        for folder in (Path(a) for a in cfg.inputs if Path(a).is_dir()):
             if files.within(crops_dir, folder):
                 raise UsageError(
                     f"--crops {printable(str(crops_dir))} is inside {printable(str(folder))}, "
