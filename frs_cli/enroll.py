@@ -8,9 +8,12 @@ face_recognition.face_encodings.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
+import signal
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,8 +168,8 @@ def _encoded(
     """The photos that gave an encoding; the others are counted and reported to `warn`."""
     for result in encode_photos(jobs, mapper):
         job = result.job
-        entry = {"path": job.path, "sha256": result.sha256, "status": result.status}
-        stats.photos.append({**entry, "identity": job.identity} if with_identity else entry)
+        if result.status != "enrolled":  # those are listed as they are added
+            stats.photos.append(_entry(result, result.status, with_identity))
         if result.status == "unreadable":
             stats.unreadable += 1
             warn(f"unreadable: {printable(job.path)}: {result.reason}")
@@ -175,6 +178,12 @@ def _encoded(
             warn(f"no face: {printable(job.path)}: no face found; use a clearer, frontal photo")
         else:
             yield result
+
+
+def _entry(result: PhotoResult, status: str, with_identity: bool = True) -> dict[str, str]:
+    """A photo as the audit trail lists it."""
+    entry = {"path": result.job.path, "sha256": result.sha256, "status": status}
+    return {**entry, "identity": result.job.identity} if with_identity else entry
 
 
 def enrol_into(
@@ -241,6 +250,28 @@ def print_nothing(line: str) -> None:
     """A `say` for callers that want no messages."""
 
 
+@contextlib.contextmanager
+def counted_together() -> Iterator[None]:
+    """Hold Ctrl-C until the block ends, so that a photo added to the watchlist is
+    also counted for the audit trail (a SIGINT between the two made the record say 4
+    where the watchlist held 5). Only where Python's own handler is in place, in the
+    main thread: elsewhere the block runs as it is."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    held: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if held:
+        raise KeyboardInterrupt
+
+
 def run_cohort(
     watchlist: Watchlist,
     jobs: list[PhotoJob],
@@ -253,12 +284,18 @@ def run_cohort(
     for result in _encoded(jobs, mapper, stats, warn, with_identity=False):
         job = result.job
         assert result.vector is not None
-        if watchlist.add_cohort([(result.vector, result.sha256, os.path.abspath(job.path))]):
-            stats.enrolled += 1
+        with counted_together():
+            added = watchlist.add_cohort(
+                [(result.vector, result.sha256, os.path.abspath(job.path))]
+            )
+            stats.photos.append(_entry(result, result.status if added else "already there", False))
+            if added:
+                stats.enrolled += 1
+            else:
+                stats.duplicates += 1
+        if added:
             say(f"added to the cohort: {printable(job.path)}")
         else:
-            stats.duplicates += 1
-            stats.photos[-1]["status"] = "already there"
             say(f"already in the cohort: {printable(job.path)}")
     return stats
 
@@ -276,25 +313,25 @@ def run_enroll(
         job = result.job
         assert result.vector is not None and result.box is not None
         b = result.box
-        added = watchlist.add_faces(
-            [
-                (
-                    job.identity,
-                    result.vector,
-                    result.sha256,
-                    os.path.abspath(job.path),  # the review page finds the photo from anywhere
-                    dumps_box(b.left, b.top, b.width, b.height),
-                )
-            ]
+        row = (
+            job.identity,
+            result.vector,
+            result.sha256,
+            os.path.abspath(job.path),  # the review page finds the photo from anywhere
+            dumps_box(b.left, b.top, b.width, b.height),
         )
+        with counted_together():
+            added = watchlist.add_faces([row])
+            stats.photos.append(_entry(result, result.status if added else "already enrolled"))
+            if added:
+                stats.enrolled += 1
+                stats.several += result.faces > 1
+            else:
+                stats.duplicates += 1
         if not added:
-            stats.duplicates += 1
-            stats.photos[-1]["status"] = "already enrolled"
             say(f"already enrolled: {printable(job.path)} ({printable(job.identity)})")
             continue
-        stats.enrolled += 1
         if result.faces > 1:
-            stats.several += 1
             say(
                 f"enrolled: {printable(job.path)} as {printable(job.identity)} (largest of {result.faces} faces, "
                 f"at {b.left},{b.top} {b.width}x{b.height})"

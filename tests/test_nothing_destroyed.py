@@ -190,6 +190,26 @@ def test_ctrl_c_in_enroll_is_130_and_audited(tmp_path):
         assert 0 < opened.face_count() == record["counts"]["enrolled"] < 300
 
 
+def test_ctrl_c_just_after_a_photo_is_added_still_counts_it(tmp_path, monkeypatch):
+    """The race the test above hit now and then in CI: the watchlist held 5, the record said 4."""
+    from frs_cli import enroll
+
+    with frs.Watchlist.create(tmp_path / "w.db") as w:
+        add = w.add_faces
+
+        def add_then_interrupted(rows):
+            added = add(rows)
+            os.kill(os.getpid(), signal.SIGINT)  # delivered as soon as this returns
+            return added
+
+        monkeypatch.setattr(w, "add_faces", add_then_interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            enroll.enrol_into(w, [HOPPER], None, workers=1)
+        record = last_audit(w.path)
+        assert w.face_count() == record["counts"]["enrolled"] == 1
+        assert [p["status"] for p in record["inputs"]] == ["enrolled"]
+
+
 def test_an_api_scan_broken_off_early_is_audited(wl):
     scan = frs.scan([CLIP, CLIP], wl, workers=1)
     rows = iter(scan)
