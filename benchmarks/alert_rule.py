@@ -30,6 +30,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from frs_cli import calibration  # noqa: E402
 
@@ -144,8 +145,18 @@ def experiment(names, vectors, size: int, seed: int, cohort_size: int = 0) -> di
     return out
 
 
-def tables(names: np.ndarray, vectors: np.ndarray) -> str:
-    """Per-comparison CDFs every 0.01 from 0 to 1: impostor pairs (first photos of
+def arcface_encodings(lfw: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Up to 3 photos per identity encoded by ArcFace (the central face SCRFD finds), as
+    `encode` gives dlib's: from lfw_encodings.load_arcface's cache of every photo."""
+    from lfw_encodings import load_arcface
+
+    names, _, vectors, found = load_arcface(lfw)
+    keep = [i for v in first_photos(names[found]).values() for i in v[:3]]
+    return names[found][keep], vectors[found][keep]
+
+
+def tables(names: np.ndarray, vectors: np.ndarray, last: float = 1.0, step: float = 0.01) -> str:
+    """Per-comparison CDFs every `step` from 0 to `last`: impostor pairs (first photos of
     different identities), genuine pairs (two photos of one identity)."""
     by = first_photos(names)
     firsts = vectors[np.array([v[0] for v in by.values()])]
@@ -163,7 +174,7 @@ def tables(names: np.ndarray, vectors: np.ndarray) -> str:
             for b in v[i + 1 :]
         ]
     )
-    grid = np.round(np.arange(0, 1.0001, 0.01), 2)
+    grid = np.round(np.arange(0, last + step / 100, step), 2)
 
     def cdf(values: np.ndarray) -> str:
         rows = [float((values <= x).mean()) for x in grid]
@@ -206,10 +217,15 @@ def main() -> None:
     parser.add_argument("--tables", action="store_true")
     parser.add_argument("--footage", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--family", choices=("dlib", "arcface"), default="dlib")
     args = parser.parse_args()
-    names, vectors = encode(args.lfw, args.cache)
+    if args.family == "arcface":
+        names, vectors = arcface_encodings(args.lfw)
+    else:
+        names, vectors = encode(args.lfw, args.cache)
     if args.tables:
-        print(tables(names, vectors))
+        arc = args.family == "arcface"  # unit vectors: distances up to 2
+        print(tables(names, vectors, *((2.0, 0.02) if arc else (1.0, 0.01))))
         return
     if args.footage:
         footage(names, vectors, args.lfw.parent / "footage")

@@ -28,8 +28,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from frs_cli import changes, decode, detect, progress_report, views, wholeframe
-from frs_cli.encode import face_encodings
+from frs_cli import changes, decode, detect, families, progress_report, views, wholeframe
 from frs_cli.errors import InputError
 from frs_cli.records import (
     Box,
@@ -43,6 +42,7 @@ from frs_cli.records import (
 from frs_cli.stages import STAGES, timed_iter
 
 REGION_FACE_PX = 100  # a followed face is scaled to this width for its region search
+SCRFD_REGION_FACE_PX = 64  # ... by SCRFD, which finds faces far below its input's size
 REGION_MARGIN = 0.5  # region = the last box grown by half its size on each side
 MATCH_IOU = 0.3  # a detection continues a track when boxes overlap this much
 SIZE_STEP = (0.7, 1.43)  # how much a followed face may shrink or grow between two looks
@@ -150,15 +150,21 @@ class SegmentScanner:
         self.segment = segment
         self.tb = time_base
         self.width, self.height, self.rotation = width, height, rotation
-        self.whole = wholeframe.WholeFrame(cfg.model, width, height, rotation)
-        self.detector = detect.get(cfg.model, max_levels=FOLLOW_LEVELS)
+        self.family = families.get(cfg.encoder)
+        model = cfg.model or self.family.detector
+        self.whole = wholeframe.WholeFrame(model, width, height, rotation)
+        self.detector = detect.get(model, max_levels=FOLLOW_LEVELS)
+        self.window = detect.window(model)
+        self.region_face = SCRFD_REGION_FACE_PX if model == "scrfd" else REGION_FACE_PX
         # Whole-frame search sizes: a face of min_face source pixels fills the window; for
         # the quick searches, a face twice that size (a quarter of the pixels).
-        self.det_size = detect.search_size(width, height, cfg.min_face)
-        self.quick_size = detect.search_size(width, height, 2 * cfg.min_face, QUICK_MAX_PIXELS)
+        self.det_size = detect.search_size(width, height, cfg.min_face, None, self.window)
+        self.quick_size = detect.search_size(
+            width, height, 2 * cfg.min_face, QUICK_MAX_PIXELS, self.window
+        )
         # With a fixed camera, full searches look where the picture changed; faces larger
         # than the quick searches' smallest are left to those (changes.py).
-        quick_face = detect.WINDOW_PX * width / self.quick_size[0]
+        quick_face = self.window * width / self.quick_size[0]
         self.changes = changes.ChangeMap(width, height, quick_face)
         self.exhaustive = cfg.exhaustive
         self.rois = [
@@ -429,7 +435,7 @@ class SegmentScanner:
             b = c.box
             faces.append((c.crop, Box(b.left - c.dx, b.top - c.dy, b.width, b.height)))
         with STAGES.timed("encode"):
-            vectors = face_encodings(faces)
+            vectors = self.family.encode(faces)
         for view, vector in zip(self.waiting, vectors, strict=True):
             view.vector = vector
             view.candidate.crop = _NO_CROP  # not needed any more
@@ -480,9 +486,9 @@ class SegmentScanner:
         region = box.expanded(REGION_MARGIN, self.width, self.height)
         if region.width < 8 or region.height < 8:
             return None
-        scale = REGION_FACE_PX / max(1, box.width)
-        w = max(detect.WINDOW_PX + 8, int(round(region.width * scale)))
-        h = max(detect.WINDOW_PX + 8, int(round(region.height * scale)))
+        scale = self.region_face / max(1, box.width)
+        w = max(self.window + 8, int(round(region.width * scale)))
+        h = max(self.window + 8, int(round(region.height * scale)))
         with STAGES.timed("convert"):
             crop = fr.luma_crop(region)
             image = np.asarray(Image.fromarray(crop).resize((w, h), Image.Resampling.BILINEAR))

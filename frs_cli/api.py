@@ -26,7 +26,9 @@ from frs_cli.watchlist import Watchlist as Store
 
 class Watchlist(Store):
     """A watchlist as the API hands it out: the store (`frs_cli.watchlist`: open,
-    create, identities, remove, rename, search) and enrolment, which is built on it."""
+    create, identities, remove, rename, search) and enrolment, which is built on it.
+    `Watchlist.create(path, encoder="arcface")` makes one of the second model family
+    (families.py); scans, evaluation and cohorts then follow it."""
 
     def enroll(
         self,
@@ -99,16 +101,20 @@ class Scan:
         return self._run()
 
     def _run(self) -> Iterator[Appearance]:
-        from frs_cli import models, scan_summary, scanning
+        from frs_cli import scan_summary, scanning
 
         cfg = self.config
         scanning.check_rule_options(self.fpir, self.tolerance, cfg.analysis)
+        family = scanning.watchlist_family(self._store or cfg.watchlist)
+        cfg = self.config = dataclasses.replace(
+            cfg, analysis=cfg.analysis.resolved(family.name, family.detector)
+        )
         executor = make_executor(cfg.workers, cfg.analysis.model, self.scheduler)
         events = _Events(self.on_progress)
         stats: scanning.ScanStats | None = None
         finished = False
         try:
-            model_id = models.encoder_model_id()
+            model_id = family.model_id()
             with self._opened(model_id) as wl:
                 if wl.size == 0:
                     raise FrsError(f"the watchlist {cfg.watchlist} is empty; enrol photos first")

@@ -36,10 +36,11 @@ from typing import Any
 
 import numpy as np
 
-from frs_cli.tables import GENUINE_CDF, IMPOSTOR_CDF, TABLE_STEP
+from frs_cli.families import DLIB, Family, get
 
-T_GRID = tuple(round(0.30 + 0.01 * i, 2) for i in range(36))  # 0.30 ... 0.65
-M_GRID = tuple(round(0.01 * i, 2) for i in range(21))  # 0.00 ... 0.20
+# Each family's grids and tables (families.py); dlib's, as named before families came:
+T_GRID = DLIB.t_grid  # 0.30 ... 0.65
+M_GRID = DLIB.m_grid  # 0.00 ... 0.20
 # The margin is measured to the mean distance of the next this-many identities (or cohort
 # faces), not to the next one alone: a face's distance to one look-alike is noisy, to
 # eight is a steadier measure of how crowded its neighbourhood is. On lfw-dev (2,429
@@ -117,6 +118,11 @@ class Calibration:
     fpir: tuple[tuple[float, ...], ...]  # [t][m]
     fnir: tuple[tuple[float, ...], ...]  # leave-one-photo-out where there were any, else the model
     fnir_model: tuple[tuple[float, ...], ...] = ()  # the same-person model, always
+    family: str = "dlib"  # whose grids [t][m] index (families.py)
+
+    @property
+    def grids(self) -> Family:
+        return get(self.family)
 
     def estimated_fnir(self, ti: int, mi: int) -> float:
         """The model and the leave-one-photo-out searches, blended by their weights."""
@@ -153,20 +159,22 @@ class Calibration:
             fpir=grid(data["fpir"]),
             fnir=grid(data["fnir"]),
             fnir_model=grid(data["fnir_model"]),
+            family=str(data.get("family", "dlib")),
         )
 
 
 def fixed(tolerance: float, cal: Calibration | None = None) -> Rule:
     """--tolerance: face_recognition's rule (nearest identity within `tolerance`), with
     this watchlist's estimates for it where the grid reaches that far."""
-    if cal is None or not T_GRID[0] <= tolerance <= T_GRID[-1]:
+    grid = cal.grids.t_grid if cal is not None else T_GRID
+    if cal is None or not grid[0] <= tolerance <= grid[-1]:
         return Rule(tolerance, None, None, None, None, "fixed threshold, not estimated")
-    ti = min(range(len(T_GRID)), key=lambda i: abs(T_GRID[i] - tolerance))
+    ti = min(range(len(grid)), key=lambda i: abs(grid[i] - tolerance))
     if cal.lio_searches >= MIN_SEARCHES_PER_RATE / 0.01:
         fpir, how = cal.fpir[ti][0], f"leave-identity-out over {cal.lio_searches} searches"
         fpir_interval = wilson(fpir, cal.lio_searches)
     else:
-        fpir = round(table_fpir(T_GRID[ti], cal.identities), 6)
+        fpir = round(table_fpir(grid[ti], cal.identities, cal.grids), 6)
         how = f"a table of impostor rates for {cal.identities} identities"
         low, high = TABLE_FPIR_SPREAD
         fpir_interval = (round(fpir * low, 6), round(min(1.0, fpir * high), 6))
@@ -213,24 +221,24 @@ def _interval(bounds: tuple[float, float] | None, digits: int) -> str:
     return f" (95% {bounds[0]:.{digits}f}-{bounds[1]:.{digits}f})" if bounds else ""
 
 
-def _table(cdf: Sequence[float], distance: np.ndarray | float) -> np.ndarray:
-    """P(d <= distance) from a table sampled every TABLE_STEP from 0, interpolated."""
-    return np.asarray(np.interp(distance, np.arange(len(cdf)) * TABLE_STEP, cdf))
+def _table(cdf: Sequence[float], distance: np.ndarray | float, step: float) -> np.ndarray:
+    """P(d <= distance) from a table sampled every `step` from 0, interpolated."""
+    return np.asarray(np.interp(distance, np.arange(len(cdf)) * step, cdf))
 
 
-def impostor_rate(distance: float) -> float:
+def impostor_rate(distance: float, family: Family = DLIB) -> float:
     """Share of comparisons of two different people's faces at or below `distance`."""
-    return float(_table(IMPOSTOR_CDF, distance))
+    return float(_table(family.impostor_cdf, distance, family.table_step))
 
 
-def genuine_rate(distance: float) -> float:
+def genuine_rate(distance: float, family: Family = DLIB) -> float:
     """Share of comparisons of two photos of one person at or below `distance`."""
-    return float(_table(GENUINE_CDF, distance))
+    return float(_table(family.genuine_cdf, distance, family.table_step))
 
 
-def table_fpir(threshold: float, identities: int) -> float:
+def table_fpir(threshold: float, identities: int, family: Family = DLIB) -> float:
     """FPIR of the threshold alone against `identities` independent comparisons."""
-    return 1.0 - (1.0 - impostor_rate(threshold)) ** max(1, identities)
+    return 1.0 - (1.0 - impostor_rate(threshold, family)) ** max(1, identities)
 
 
 KNN = 256  # neighbours looked at per search: enough for the nearest two other identities
@@ -291,8 +299,8 @@ def _search(
     return seen[first], reference(after), anyone, reference(ordered)
 
 
-def calibrate(labels: np.ndarray, knn: Knn, seed: int = 0) -> Calibration:
-    """Estimate FPIR and FNIR over the (t, m) grids from the enrolled faces alone.
+def calibrate(labels: np.ndarray, knn: Knn, seed: int = 0, family: Family = DLIB) -> Calibration:
+    """Estimate FPIR and FNIR over the `family`'s (t, m) grids from the enrolled faces alone.
 
     `labels[i]` is the identity of face i: watchlist identities are integers >= 0, each
     cohort face (a person not on the list) a distinct negative one. `knn(probe
@@ -335,23 +343,26 @@ def calibrate(labels: np.ndarray, knn: Knn, seed: int = 0) -> Calibration:
                 mate.append(same[0] if same else float(row_dist[-1]))
                 other.append(anyone)
                 other_ref.append(anyone_ref)
-    t = np.array(T_GRID)[:, None, None]
-    m = np.array(M_GRID)[None, :, None]
+    t_grid, m_grid = family.t_grid, family.m_grid
+    t = np.array(t_grid)[:, None, None]
+    m = np.array(m_grid)[None, :, None]
     if lio_d1:
         a, b = np.array(lio_d1)[None, None, :], np.array(lio_ref)[None, None, :]
         fpir = ((a <= t) & (b - a >= m)).mean(axis=2)
     else:
-        fpir = np.zeros((len(T_GRID), len(M_GRID)))
+        fpir = np.zeros((len(t_grid), len(m_grid)))
     # The model: a probe of a listed person is taken to lie at a same-person distance
     # (the table) from its photo, must be nearer than the nearest other identity (this
     # watchlist's own, or the cohort), and nearer than the others' reference by the margin.
     nearest_other = np.array(competitor) if competitor else np.array([np.inf])
     others_ref = np.array(competitor_ref) if competitor_ref else np.array([np.inf])
-    model = np.empty((len(T_GRID), len(M_GRID)))
-    for ti, tv in enumerate(T_GRID):
-        for mi, mv in enumerate(M_GRID):
+    model = np.empty((len(t_grid), len(m_grid)))
+    for ti, tv in enumerate(t_grid):
+        for mi, mv in enumerate(m_grid):
             limits = np.minimum(np.minimum(tv, others_ref - mv), nearest_other)
-            model[ti, mi] = 1.0 - float(np.mean(_table(GENUINE_CDF, limits)))
+            model[ti, mi] = 1.0 - float(
+                np.mean(_table(family.genuine_cdf, limits, family.table_step))
+            )
     if mate:
         dm, do = np.array(mate)[None, None, :], np.array(other)[None, None, :]
         dr = np.array(other_ref)[None, None, :]
@@ -367,6 +378,7 @@ def calibrate(labels: np.ndarray, knn: Knn, seed: int = 0) -> Calibration:
         fpir=tuple(tuple(round(float(x), 6) for x in row) for row in fpir),
         fnir=tuple(tuple(round(float(x), 6) for x in row) for row in fnir),
         fnir_model=tuple(tuple(round(float(x), 6) for x in row) for row in model),
+        family=family.name,
     )
 
 
@@ -391,12 +403,14 @@ def wilson(rate: float, searches: int) -> tuple[float, float]:
 def choose(cal: Calibration, target: float) -> Rule:
     """The (t, m) with the fewest estimated misses among those that hold `target`."""
     fnir_how = cal.fnir_how()
+    grids = cal.grids
+    t_grid, m_grid = grids.t_grid, grids.m_grid
     if cal.lio_searches < MIN_SEARCHES_PER_RATE / target:
         # Too few searches to see a rate this low: the impostor table, threshold alone.
-        holding = [t for t in T_GRID if table_fpir(t, cal.identities) <= target]
-        t = max(holding) if holding else T_GRID[0]
-        ti = T_GRID.index(t)
-        fpir = round(table_fpir(t, cal.identities), 6)
+        holding = [t for t in t_grid if table_fpir(t, cal.identities, grids) <= target]
+        t = max(holding) if holding else t_grid[0]
+        ti = t_grid.index(t)
+        fpir = round(table_fpir(t, cal.identities, grids), 6)
         low, high = TABLE_FPIR_SPREAD
         return Rule(
             t,
@@ -413,19 +427,19 @@ def choose(cal: Calibration, target: float) -> Rule:
     n = cal.lio_searches
     feasible = [
         (ti, mi)
-        for ti in range(len(T_GRID))
-        for mi in range(len(M_GRID))
+        for ti in range(len(t_grid))
+        for mi in range(len(m_grid))
         if _upper(cal.fpir[ti][mi], n) <= target
     ]
-    ti, mi = 0, len(M_GRID) - 1  # the strictest cell when none holds the target
+    ti, mi = 0, len(m_grid) - 1  # the strictest cell when none holds the target
     if feasible:
         # The fewest misses; only an exact tie goes to the fewer false alerts.
         ti, mi = min(
             feasible, key=lambda c: (cal.estimated_fnir(*c), cal.fpir[c[0]][c[1]], c[0], -c[1])
         )
     return Rule(
-        T_GRID[ti],
-        M_GRID[mi],
+        t_grid[ti],
+        m_grid[mi],
         target,
         cal.fpir[ti][mi],
         round(cal.estimated_fnir(ti, mi), 6),

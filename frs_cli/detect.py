@@ -20,6 +20,9 @@ from frs_cli.records import Box, Detection
 # dlib's HOG and MMOD face detectors both scan an 80x80 window; the smallest
 # box reported at scale 1 measured 73-80 px on the shared clips.
 WINDOW_PX = 80
+# SCRFD-500M (the arcface family's detector) finds faces from about 10 px at its finest
+# stride; a face of --min-face pixels is scaled to this many, where it is found surely.
+SCRFD_WINDOW_PX = 24
 
 Detector = Callable[[np.ndarray, float], list[Detection]]
 
@@ -51,6 +54,24 @@ def _cnn(image: np.ndarray, threshold: float = 0.0) -> list[Detection]:
     ]
 
 
+def _scrfd(image: np.ndarray, threshold: float = 0.0) -> list[Detection]:
+    # SCRFD's score is a probability, 0.5 its own cut: reported less 0.5, so that 0 is
+    # the default here as it is for dlib's detectors, and a followed face's lower
+    # threshold (-0.3) asks 0.2. It reads RGB; luma is given to it as grey.
+    from frs_cli import arcface
+
+    rgb = image if image.ndim == 3 else np.repeat(image[:, :, None], 3, axis=2)
+    cut = arcface.SCORE
+    faces = arcface.detector()(rgb, max(rgb.shape[:2]), max(0.05, cut + threshold))
+    h, w = rgb.shape[:2]
+    return [Detection(arcface.to_box(f, w, h), f.score - cut) for f in faces]
+
+
+def window(name: str) -> int:
+    """The size in pixels that a detector finds the smallest faces at surely."""
+    return SCRFD_WINDOW_PX if name == "scrfd" else WINDOW_PX
+
+
 def rect_to_box(rect: object) -> Box:
     left, top = rect.left(), rect.top()  # type: ignore[attr-defined]
     return Box(left, top, rect.right() - left + 1, rect.bottom() - top + 1)  # type: ignore[attr-defined]
@@ -64,6 +85,8 @@ def get(name: str, whole_frame: bool = False, max_levels: int | None = None) -> 
     at most `max_levels` pyramid levels (faces of WINDOW_PX * (6/5)**level pixels)."""
     if name == "cnn":
         return _cnn
+    if name == "scrfd":
+        return _scrfd
     if name != "hog":
         raise KeyError(name)
     return (
@@ -83,22 +106,26 @@ def fine(name: str) -> Detector | None:
     return _hog_with(models.HOG_UPRIGHT, None, True)
 
 
-def scale_for(min_face: int) -> float:
+def scale_for(min_face: int, window_px: int = WINDOW_PX) -> float:
     """The factor that makes a face of `min_face` source pixels as large as the window."""
-    return WINDOW_PX / max(1, min_face)
+    return window_px / max(1, min_face)
 
 
 def search_size(
-    width: int, height: int, min_face: int, max_pixels: int | None = None
+    width: int,
+    height: int,
+    min_face: int,
+    max_pixels: int | None = None,
+    window_px: int = WINDOW_PX,
 ) -> tuple[int, int]:
     """The size to scale a `width` x `height` frame to so that a face of `min_face` source
     pixels fills the window; smaller where that would exceed `max_pixels`."""
-    scale = scale_for(min_face)
+    scale = scale_for(min_face, window_px)
     if max_pixels and width * height * scale * scale > max_pixels:
         scale = math.sqrt(max_pixels / (width * height))
     return (
-        max(WINDOW_PX, int(round(width * scale))),
-        max(WINDOW_PX, int(round(height * scale))),
+        max(window_px, int(round(width * scale))),
+        max(window_px, int(round(height * scale))),
     )
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from frs_cli import detect, images, models
+from frs_cli import detect, families, images, models
 from frs_cli.encode import face_encoding
 from frs_cli.errors import FrsError, InputError, UsageError
 from frs_cli.files import printable
@@ -109,6 +109,10 @@ def find_faces(rgb: np.ndarray, choose: str = "largest") -> list[Box]:
         )
         for r in rects
     ]
+    return _chosen_first(boxes, w, h, choose)
+
+
+def _chosen_first(boxes: list[Box], w: int, h: int, choose: str) -> list[Box]:
     if choose == "central":
         return sorted(
             boxes,
@@ -117,17 +121,35 @@ def find_faces(rgb: np.ndarray, choose: str = "largest") -> list[Box]:
     return sorted(boxes, key=lambda b: b.area, reverse=True)
 
 
-def encode_photo(job: PhotoJob, choose: str = "largest") -> PhotoResult:
-    """Load, detect, encode one photo. Never raises for bad input."""
+def _arcface_photo(rgb: np.ndarray, choose: str) -> tuple[list[Box], np.ndarray | None]:
+    """SCRFD's faces in a photo (the chosen one first) and the chosen one's ArcFace
+    encoding, aligned on the landmarks SCRFD found with it."""
+    from frs_cli import arcface
+
+    h, w = rgb.shape[:2]
+    faces = arcface.photo_faces(rgb)
+    if not faces:
+        return [], None
+    boxes = [arcface.to_box(f, w, h) for f in faces]
+    order = [boxes.index(b) for b in _chosen_first(list(boxes), w, h, choose)]
+    return [boxes[i] for i in order], arcface.encode_faces(rgb, [faces[order[0]]])[0]
+
+
+def encode_photo(job: PhotoJob, choose: str = "largest", family: str = "dlib") -> PhotoResult:
+    """Load, detect, encode one photo with the `family`'s networks (families.py): dlib's
+    HOG and encoder, or SCRFD and ArcFace. Never raises for bad input."""
     try:
         photo = images.load_photo(job.path)
     except InputError as err:
         return PhotoResult(job, "unreadable", reason=err.reason)
-    boxes = find_faces(photo.rgb, choose)
-    if not boxes:
+    if family == "arcface":
+        boxes, vector = _arcface_photo(photo.rgb, choose)
+    else:
+        boxes = find_faces(photo.rgb, choose)
+        vector = face_encoding(photo.rgb, boxes[0]) if boxes else None
+    if not boxes or vector is None:
         return PhotoResult(job, "no-face", sha256=photo.sha256, reason="no face found")
     box = boxes[0]
-    vector = face_encoding(photo.rgb, box)
     if photo.scale < 1.0:  # report the box in the original photo's pixels
         s = photo.scale
         box = Box(
@@ -137,10 +159,17 @@ def encode_photo(job: PhotoJob, choose: str = "largest") -> PhotoResult:
 
 
 def encode_photos(
-    jobs: list[PhotoJob], mapper: Mapper | None = None, choose: str = "largest"
+    jobs: list[PhotoJob],
+    mapper: Mapper | None = None,
+    choose: str = "largest",
+    family: str = "dlib",
 ) -> Iterator[PhotoResult]:
     """Encode photos in order, with `mapper(fn, items)` (an executor's map) when given."""
-    fn = encode_photo if choose == "largest" else functools.partial(encode_photo, choose=choose)
+    fn = (
+        encode_photo
+        if (choose, family) == ("largest", "dlib")
+        else functools.partial(encode_photo, choose=choose, family=family)
+    )
     yield from (mapper or map)(fn, jobs)
 
 
@@ -164,9 +193,10 @@ def _encoded(
     stats: EnrolStats,
     warn: Callable[[str], None],
     with_identity: bool = True,
+    family: str = "dlib",
 ) -> Iterator[PhotoResult]:
     """The photos that gave an encoding; the others are counted and reported to `warn`."""
-    for result in encode_photos(jobs, mapper):
+    for result in encode_photos(jobs, mapper, family=family):
         job = result.job
         if result.status != "enrolled":  # those are listed as they are added
             stats.photos.append(_entry(result, result.status, with_identity))
@@ -212,7 +242,8 @@ def enrol_into(
     stats = EnrolStats()
     interrupted = False
     try:
-        executor = make_executor(max(1, min(workers, len(jobs))), "hog", scheduler)
+        detector = families.of(watchlist.model_id).detector
+        executor = make_executor(max(1, min(workers, len(jobs))), detector, scheduler)
         try:
             run(
                 watchlist,
@@ -281,7 +312,8 @@ def run_cohort(
     stats: EnrolStats,
 ) -> EnrolStats:
     """Encode every job's photo (largest face) into `watchlist`'s cohort."""
-    for result in _encoded(jobs, mapper, stats, warn, with_identity=False):
+    family = families.of(watchlist.model_id).name
+    for result in _encoded(jobs, mapper, stats, warn, with_identity=False, family=family):
         job = result.job
         assert result.vector is not None
         with counted_together():
@@ -309,7 +341,8 @@ def run_enroll(
     stats: EnrolStats,
 ) -> EnrolStats:
     """Encode every job's photo and add it to `watchlist`; `say(line)` once per photo."""
-    for result in _encoded(jobs, mapper, stats, warn):
+    family = families.of(watchlist.model_id).name
+    for result in _encoded(jobs, mapper, stats, warn, family=family):
         job = result.job
         assert result.vector is not None and result.box is not None
         b = result.box

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from frs_cli import models, progress_report
+from frs_cli import families, progress_report
 
 
 class Executor:
@@ -43,8 +43,8 @@ class SerialExecutor(Executor):
 
     def __init__(self, workers: int = 1, model: str = "hog"):
         super().__init__(1, model)
-        models.check(model)
-        models.preload(model)
+        families.check_detector(model)
+        families.preload(model)
 
     def submit(self, fn: Callable[[Any], Any], arg: Any) -> Future[Any]:
         future: Future[Any] = Future()

@@ -424,7 +424,7 @@ def preload(model: str) -> None:
     """Load what a scan needs, e.g. before forking workers so that each inherits it."""
     if model == "cnn":
         cnn_detector()
-    else:
+    elif model != "scrfd":  # SCRFD's is loaded by families.preload
         hog_detector()
         hog_detector(HOG_UPRIGHT)
     shape_predictor()

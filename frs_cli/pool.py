@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 from typing import Any
 
-from frs_cli import models, progress_report
+from frs_cli import families, progress_report
 from frs_cli.errors import FrsError
 from frs_cli.execution import Executor
 from frs_cli.threads import one_blas_thread
@@ -30,7 +30,7 @@ def _init_worker(model: str, parent: int, reports: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(parent)
     progress_report.set_sink(reports.put)
-    models.preload(model)
+    families.preload(model)
 
 
 def die_with_parent(parent: int) -> None:
@@ -64,7 +64,7 @@ class ProcessExecutor(Executor):
         self.workers = workers
         self.model = model
         one_blas_thread()  # one BLAS thread per worker: the pool already fills the cores
-        models.check(model)  # a missing file is one clear error here, not a broken pool
+        families.check_detector(model)  # a missing file is one clear error here, not a broken pool
         methods = multiprocessing.get_all_start_methods()
         self.context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         if "fork" in methods:

@@ -8,6 +8,7 @@ rotation the container asks for.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from dataclasses import dataclass, field
@@ -110,7 +111,7 @@ class Track:
 class AnalysisConfig:
     """How frames are chosen and faces found. Identical for every segment of a scan."""
 
-    model: str = "hog"
+    model: str = ""  # the detector (detect.py); "": the encoder family's own (`resolved`)
     min_face: int = 40
     sample_fps: float = 6.0
     detect_fps: float = 1.0
@@ -127,6 +128,12 @@ class AnalysisConfig:
     # Every whole-frame search is dlib's search of every pixel: not only where a fixed
     # camera's picture changed (changes.py), nor in two passes at 1080p (wholeframe.py).
     exhaustive: bool = False
+    encoder: str = "dlib"  # the model family that encodes faces: the watchlist's (families.py)
+
+    def resolved(self, family: str, detector: str) -> AnalysisConfig:
+        """This configuration for a watchlist of `family`, whose default detector is
+        `detector` (used where none was chosen)."""
+        return dataclasses.replace(self, encoder=family, model=self.model or detector)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import Any
 
 from PIL import Image
 
-from frs_cli import files
+from frs_cli import families, files
 from frs_cli.errors import InputError, UsageError
 from frs_cli.records import AnalysisConfig
 
@@ -181,6 +181,7 @@ def analysis(record: dict[str, Any] | None, source: str) -> AnalysisConfig:
     try:
         config = AnalysisConfig(
             model=str(said.get("model", base.model)),
+            encoder=str(said.get("encoder", base.encoder)),
             min_face=int(said.get("min_face", base.min_face)),
             sample_fps=float(said.get("sample_fps", base.sample_fps)),
             detect_fps=float(said.get("detect_fps", base.detect_fps)),
@@ -191,7 +192,8 @@ def analysis(record: dict[str, Any] | None, source: str) -> AnalysisConfig:
     except (TypeError, ValueError):
         return base
     sane = (
-        config.model in ("hog", "cnn")
+        config.model in ("", "hog", "cnn", "scrfd")
+        and config.encoder in families.NAMES
         and 8 <= config.min_face <= 4000
         and all(0.05 <= r <= 240 for r in (config.sample_fps, config.detect_fps, config.quick_fps))
     )

@@ -91,6 +91,7 @@ def audit_scan(
             **written,
             analysis={
                 "model": analysis.model,
+                "encoder": analysis.encoder,
                 "min_face": analysis.min_face,
                 "sample_fps": analysis.sample_fps,
                 "detect_fps": analysis.detect_fps,

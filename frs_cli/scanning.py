@@ -30,6 +30,7 @@ from frs_cli.analyse import analyse_segment
 from frs_cli.calibration import Rule
 from frs_cli.errors import FrsError, InputError, UsageError, internal_error
 from frs_cli.execution import Executor
+from frs_cli.families import Family
 from frs_cli.records import (
     AnalysisConfig,
     Appearance,
@@ -485,6 +486,19 @@ def iter_scan(
         executor.shutdown(cancel=True)
     finally:
         stats.wall_s = time.monotonic() - started
+
+
+def watchlist_family(watchlist: str | Path | Watchlist) -> Family:
+    """The model family whose networks a scan against `watchlist` must use (its model id
+    says which; dlib where the file cannot be read: opening it then says why)."""
+    from frs_cli import families
+    from frs_cli.watchlist.store import peek_model_id
+
+    if isinstance(watchlist, (str, Path)):
+        model_id = peek_model_id(watchlist)
+    else:
+        model_id = watchlist.model_id
+    return families.of(model_id) if model_id else families.DLIB
 
 
 def check_rule_options(

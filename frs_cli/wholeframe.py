@@ -69,7 +69,8 @@ class WholeFrame:
         for roi in regions:
             left, top = round(roi.left * sx), round(roi.top * sy)
             right, bottom = round(roi.right * sx), round(roi.bottom * sy)
-            if right - left < detect.WINDOW_PX // 2 or bottom - top < detect.WINDOW_PX // 2:
+            smallest = detect.window(self.model) // 2
+            if right - left < smallest or bottom - top < smallest:
                 continue  # smaller than any face that must be found
             crop = np.ascontiguousarray(image[top:bottom, left:right])
             with STAGES.timed("detect"):

@@ -26,7 +26,7 @@ from frs_cli.errors import (
 from frs_cli.files import printable
 
 FORMATS = ("csv", "jsonl", "json")
-MODELS = ("hog", "cnn")
+MODELS = ("hog", "cnn", "scrfd")
 
 
 def _default_workers() -> int:

@@ -18,7 +18,9 @@ from frs_cli.cli.base import (
 from frs_cli.errors import (
     EXIT_FAILURE,
     EXIT_PARTIAL,
+    UsageError,
 )
+from frs_cli.families import NAMES as FAMILY_NAMES
 from frs_cli.files import printable
 
 
@@ -26,6 +28,14 @@ from frs_cli.files import printable
 @cli.command()
 @watchlist_option
 @click.option("--name", help="Enrol every given photo as this one identity.")
+@click.option(
+    "--encoder",
+    type=click.Choice(FAMILY_NAMES),
+    default=None,
+    help="Model family of a new watchlist: dlib (default; 128-d, permissive licences) or "
+    "arcface (SCRFD + ArcFace, far fewer misses; weights for non-commercial research "
+    "only, installed by pip install 'frs[arcface]'). An existing watchlist keeps its own.",
+)
 @workers_option
 @click.option("--scheduler", metavar="ADDRESS", help="Encode on a Dask cluster (or 'local').")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors and the final count.")
@@ -33,6 +43,7 @@ from frs_cli.files import printable
 def enroll(
     watchlist: Path | None,
     name: str | None,
+    encoder: str | None,
     workers: int | None,
     scheduler: str | None,
     quiet: bool,
@@ -46,11 +57,20 @@ def enroll(
     The largest face of each photo is enrolled; photos already enrolled are skipped.
     """
     from frs_cli import enroll as enrol_mod
-    from frs_cli.watchlist import UNLIKE_DISTANCE, Watchlist
+    from frs_cli import families
+    from frs_cli.watchlist import Watchlist
 
     path = _watchlist_path(watchlist)
     say = _say(quiet)
-    with Watchlist.create(path) as wl:
+    with Watchlist.create(path, encoder=encoder) as wl:
+        family = families.of(wl.model_id)
+        if encoder is not None and family.name != encoder:
+            raise UsageError(
+                f"{printable(str(path))} is a {family.name} watchlist; --encoder {encoder} "
+                "needs a new one (encodings of two families cannot be compared)"
+            )
+        if family.name != "dlib" and wl.face_count() == 0:
+            click.echo(f"note: {family.licence}", err=True)
         stats = enrol_mod.enrol_into(
             wl, paths, name, _workers(workers, scheduler), scheduler, say, warn=_say(False)
         )
@@ -66,7 +86,7 @@ def enroll(
         odd = len({u.identity for u in unlike})
         click.echo(
             f"warning: {len(unlike)} photo(s) of {odd} identit(y/ies) look unlike the rest of "
-            f"their identity (median distance above {UNLIKE_DISTANCE}): check them; "
+            f"their identity (median distance above {family.unlike_distance}): check them; "
             "`frs watchlist verify` lists them, `frs watchlist remove` or `rename` fixes them",
             err=True,
         )

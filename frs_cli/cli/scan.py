@@ -91,7 +91,12 @@ from frs_cli.records import PERSON_COLUMN, AnalysisConfig
     show_default=True,
     help="Smallest face, in source pixels, that must be found; sets the detection scale.",
 )
-@click.option("--model", type=click.Choice(MODELS), default="hog", show_default=True)
+@click.option(
+    "--model",
+    type=click.Choice(MODELS),
+    default=None,
+    help="Face detector [default: the watchlist's family's: hog for dlib, scrfd for arcface].",
+)
 @workers_option
 @click.option(
     "--detections", is_flag=True, help="One row per face per frame instead of per appearance."
@@ -185,7 +190,7 @@ def scan(
     detect_fps: float,
     quick_fps: float,
     min_face: int,
-    model: str,
+    model: str | None,
     workers: int | None,
     detections: bool,
     unmatched: bool,
@@ -215,11 +220,15 @@ def scan(
     from frs_cli.scanning import ScanConfig
 
     scanning.check_rule_options(fpir, tolerance)  # before the pool starts
+    wl_path = _watchlist_path(watchlist)
+    family = scanning.watchlist_family(wl_path)
+    wl_model = family.model_id()  # the family's weights are here, or one line says how
     cfg = ScanConfig(
         inputs=footage,
-        watchlist=_watchlist_path(watchlist),
+        watchlist=wl_path,
         analysis=AnalysisConfig(
-            model=model,
+            model=model or family.detector,
+            encoder=family.name,
             min_face=min_face,
             sample_fps=sample_fps,
             detect_fps=min(detect_fps, sample_fps),
@@ -240,14 +249,12 @@ def scan(
     _check_scan_paths(cfg, out, summary_path, crops_dir, settings_path)
     # The workers start first and load their models while this process opens the
     # watchlist and probes the inputs.
-    executor = _executor(scheduler, cfg.workers, model)
+    executor = _executor(scheduler, cfg.workers, cfg.analysis.model)
     stats = None
     try:
-        from frs_cli import models
         from frs_cli.progress import ScanProgress
         from frs_cli.watchlist import Watchlist
 
-        wl_model = models.encoder_model_id()
         with Watchlist.open(cfg.watchlist, wl_model) as wl:
             if wl.size == 0:
                 raise FrsError(

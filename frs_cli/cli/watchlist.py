@@ -33,10 +33,9 @@ def watchlist() -> None:
 
 
 def _open_for_change(path: Path) -> Any:
-    from frs_cli import models
     from frs_cli.watchlist import Watchlist
 
-    return Watchlist.open(path, models.encoder_model_id())
+    return Watchlist.open_installed(path)
 
 
 @watchlist.command("info")
@@ -51,19 +50,22 @@ def _open_for_change(path: Path) -> Any:
 def watchlist_info(watchlist: Path | None, fpir: float) -> None:
     """Identities, faces, encoder, schema, index state, file sizes, and the alert rule
     `frs scan --fpir` would use, with its estimated error rates and how they were found."""
-    from frs_cli import calibration
+    from frs_cli import calibration, families
     from frs_cli.watchlist import EXACT_LIMIT, Watchlist
 
     path = _watchlist_path(watchlist)
     with Watchlist.open(path) as wl:
         meta = wl.meta()
         faces = wl.face_count()
+        family = families.of(meta["model_id"])
         lines = [
             f"watchlist: {printable(str(path))}",
             f"identities: {wl.identity_count()}",
             f"faces: {faces}",
             f"cohort: {wl.cohort_count()} faces of people not on the watchlist",
-            f"encoder: {meta['model_id']}",
+            f"encoder: {meta['model_id']} (family {family.name}, {family.dim}-d; "
+            f"scans find faces with {family.detector} by default)",
+            f"licence: {family.licence}",
             f"schema version: {meta['schema_version']}; generation {meta['generation']}; "
             f"created {meta['created_at']}",
             f"search: {'exact' if faces < EXACT_LIMIT else 'HNSW index'} "
@@ -74,10 +76,12 @@ def watchlist_info(watchlist: Path | None, fpir: float) -> None:
             rule = wl.rule(fpir)
             lines += [f"at --fpir {fpir:g}, {calibration.summary_lines(rule, {})[0]}"]
             lines += calibration.summary_lines(rule, {})[1:2]
-            fixed = calibration.fixed(0.6, wl.calibration())
+            tolerance = family.fixed_tolerance
+            fixed = calibration.fixed(tolerance, wl.calibration())
             if fixed.fpir is not None:
+                what = "face_recognition's fixed" if family.name == "dlib" else "a fixed"
                 lines.append(
-                    f"for comparison, face_recognition's fixed 0.6: estimated FPIR "
+                    f"for comparison, {what} {tolerance:g}: estimated FPIR "
                     f"{fixed.fpir:.4f}, FNIR {fixed.fnir:.2f}"
                 )
         for p in (path, wl.index_path, wl.index_meta_path, wl.calibration_path):

@@ -13,7 +13,7 @@ import numpy as np
 from frs_cli import files
 from frs_cli.calibration import Calibration, Rule
 from frs_cli.watchlist.search import Searchable
-from frs_cli.watchlist.store import DIM, _now
+from frs_cli.watchlist.store import _now
 
 CALIBRATION_VERSION = 3  # of W.calibration.json's layout and of the estimates in it
 
@@ -30,14 +30,17 @@ class Calibrated(Searchable):
         """What this watchlist says about its error rates (calibration.py): computed once
         per generation and kept beside the store (owner-only; numbers only)."""
         from frs_cli import calibration as cal
+        from frs_cli import families
 
         generation, faces = self.generation, self.face_count()
+        family = families.of(self.model_id)
         try:
             data = json.loads(self.calibration_path.read_text())
             if (
                 data.get("version") == CALIBRATION_VERSION
                 and data.get("generation") == generation
                 and data.get("faces") == faces
+                and data["calibration"].get("family", "dlib") == family.name
             ):
                 return cal.Calibration.from_dict(data["calibration"])
         except (OSError, ValueError, KeyError, TypeError, AssertionError):
@@ -46,7 +49,7 @@ class Calibrated(Searchable):
         assert self._labels is not None
         cohort = len(self.cohort)
         labels = np.concatenate([self._labels, -1 - np.arange(cohort)])
-        result = cal.calibrate(labels, self._knn())
+        result = cal.calibrate(labels, self._knn(), family=family)
         payload = {
             "version": CALIBRATION_VERSION,
             "generation": generation,
@@ -80,7 +83,7 @@ class Calibrated(Searchable):
 
         def knn(probes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             mine = probes < n
-            q = np.empty((len(probes), DIM), np.float64)
+            q = np.empty((len(probes), self.dim), np.float64)
             if mine.any():
                 q[mine] = np.asarray(index.get_items(ids[probes[mine]]), np.float64)
             q[~mine] = cohort[probes[~mine] - n]

@@ -9,7 +9,7 @@ import numpy as np
 
 from frs_cli.errors import WatchlistError
 from frs_cli.watchlist.calibrating import Calibrated
-from frs_cli.watchlist.store import DIM, usable
+from frs_cli.watchlist.store import usable
 
 
 class Watchlist(Calibrated):
@@ -32,7 +32,7 @@ class Watchlist(Calibrated):
             ]
         bad = 0
         for (blob,) in self.conn.execute("SELECT vector FROM faces"):
-            vec = np.frombuffer(blob, np.float32) if len(blob) == DIM * 4 else None
+            vec = np.frombuffer(blob, np.float32) if len(blob) == self.dim * 4 else None
             if vec is None or not usable(vec)[0]:
                 bad += 1
         if bad:

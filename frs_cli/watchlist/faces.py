@@ -16,7 +16,6 @@ import numpy as np
 from frs_cli import files
 from frs_cli.errors import UsageError, WatchlistError
 from frs_cli.watchlist.store import (
-    DIM,
     SCHEMA,
     Store,
     _now,
@@ -24,7 +23,7 @@ from frs_cli.watchlist.store import (
     writer_lock,
 )
 
-UNLIKE_DISTANCE = 0.6  # a photo whose median distance to its identity's other photos is
+UNLIKE_DISTANCE = 0.6  # dlib's (each family's: families.py); a photo whose median distance to its identity's other photos is
 # above this is reported: on LFW 98.3% of same-person pairs are closer and 99.4% of
 # different-person pairs farther (frs_cli/tables.py)
 
@@ -135,9 +134,9 @@ class Faces(Store):
         with self._writing() as generation:
             for name, vector, sha, photo, box in rows:
                 vec = np.asarray(vector, dtype=np.float32)
-                if vec.shape != (DIM,) or not usable(vec)[0]:
+                if vec.shape != (self.dim,) or not usable(vec)[0]:
                     raise WatchlistError(
-                        f"face of {name!r}: not a finite {DIM}-d vector of an encoding's length"
+                        f"face of {name!r}: not a finite {self.dim}-d vector of an encoding's length"
                     )
                 self.conn.execute(
                     "INSERT OR IGNORE INTO identities (name, created_at) VALUES (?, ?)",
@@ -160,8 +159,8 @@ class Faces(Store):
         NumPy arrays): one face per (name, vector). A vector already present for that
         name (same bytes) is skipped. Returns how many were added."""
         vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[1] != DIM or len(vectors) != len(names):
-            raise WatchlistError(f"expected {len(names)} vectors of {DIM} numbers")
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim or len(vectors) != len(names):
+            raise WatchlistError(f"expected {len(names)} vectors of {self.dim} numbers")
         if not usable(vectors).all():
             raise WatchlistError("some vectors are not finite, or not of an encoding's length")
         now = _now()
@@ -230,15 +229,17 @@ class Faces(Store):
     def unlike_photos(self, names: set[str] | None = None) -> list[Unlike]:
         """Photos that look unlike the rest of their identity (of `names`, or all): e.g. a
         folder of several people's photos enrolled as one identity by its file names."""
+        from frs_cli import families
         from frs_cli.encode import distances
 
+        limit = families.of(self.model_id).unlike_distance
         rows = self.conn.execute(
             "SELECT i.name, f.photo, f.vector FROM faces f JOIN identities i"
             " ON i.id = f.identity_id ORDER BY i.name, f.id"
         ).fetchall()
         by: dict[str, list[tuple[str, np.ndarray]]] = {}
         for name, photo, blob in rows:
-            if (names is None or name in names) and len(blob) == DIM * 4:
+            if (names is None or name in names) and len(blob) == self.dim * 4:
                 by.setdefault(name, []).append((photo, np.frombuffer(blob, np.float32)))
         out = []
         for name, faces in by.items():
@@ -248,7 +249,7 @@ class Faces(Store):
             d = distances(vectors, vectors)
             for k, (photo, _) in enumerate(faces):
                 median = float(np.median(np.delete(d[k], k)))
-                if median > UNLIKE_DISTANCE:
+                if median > limit:
                     out.append(Unlike(name, photo, round(median, 4), len(faces) - 1))
         return out
 
@@ -269,9 +270,9 @@ class Faces(Store):
                 else []
             )
             data = b"".join(blobs)
-            if len(data) != len(blobs) * DIM * 4:
+            if len(data) != len(blobs) * self.dim * 4:
                 raise WatchlistError(f"{self.path}: some cohort vectors are damaged")
-            cohort = np.frombuffer(data, np.float32).reshape(len(blobs), DIM)
+            cohort = np.frombuffer(data, np.float32).reshape(len(blobs), self.dim)
             if not usable(cohort).all():
                 raise WatchlistError(
                     f"{self.path}: some cohort vectors are damaged; `frs watchlist cohort clear`"
@@ -287,9 +288,9 @@ class Faces(Store):
             self.conn.executescript(SCHEMA)  # a watchlist made before the cohort existed
             for vector, sha, photo in rows:
                 vec = np.asarray(vector, dtype=np.float32)
-                if vec.shape != (DIM,) or not usable(vec)[0]:
+                if vec.shape != (self.dim,) or not usable(vec)[0]:
                     raise WatchlistError(
-                        f"cohort face of {photo}: not a finite {DIM}-d vector of an encoding's length"
+                        f"cohort face of {photo}: not a finite {self.dim}-d vector of an encoding's length"
                     )
                 cur = self.conn.execute(
                     "INSERT OR IGNORE INTO cohort (vector, photo_sha256, photo, added_at)"
@@ -335,12 +336,12 @@ class Faces(Store):
             self._save_labels()
         if with_vectors:
             blob = b"".join(r[3] for r in rows)
-            if len(blob) != n * DIM * 4:
+            if len(blob) != n * self.dim * 4:
                 raise WatchlistError(
-                    f"{self.path}: some stored vectors are not {DIM} float32 values;"
+                    f"{self.path}: some stored vectors are not {self.dim} float32 values;"
                     " `frs watchlist verify` says which"
                 )
-            vectors = np.frombuffer(blob, np.float32).reshape(n, DIM)
+            vectors = np.frombuffer(blob, np.float32).reshape(n, self.dim)
             if not usable(vectors).all():
                 self.check_vectors()  # names them
             self._vectors = vectors

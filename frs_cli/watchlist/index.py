@@ -18,7 +18,7 @@ import numpy as np
 from frs_cli import files
 from frs_cli.hashing import fast_sha256, sha256_file
 from frs_cli.watchlist.faces import Faces
-from frs_cli.watchlist.store import DIM, _now, writer_lock
+from frs_cli.watchlist.store import _now, writer_lock
 
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 200
@@ -137,7 +137,7 @@ class Indexed(Faces):
         meta = self._index_meta()
         if meta is None:
             return None
-        index = hnswlib.Index(space="l2", dim=DIM)
+        index = hnswlib.Index(space="l2", dim=self.dim)
         try:
             index.load_index(str(self.index_path), max_elements=max(1, int(meta["labels"])))
         except (RuntimeError, ValueError, OSError, KeyError, TypeError):
@@ -180,7 +180,7 @@ class Indexed(Faces):
         import hnswlib
 
         vectors = self.vectors
-        index = hnswlib.Index(space="l2", dim=DIM)
+        index = hnswlib.Index(space="l2", dim=self.dim)
         index.init_index(
             max_elements=max(1, len(vectors)), ef_construction=HNSW_EF_CONSTRUCTION, M=HNSW_M
         )

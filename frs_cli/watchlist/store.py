@@ -29,7 +29,7 @@ from frs_cli import files
 from frs_cli.errors import WatchlistError
 
 SCHEMA_VERSION = 1
-DIM = 128
+DIM = 128  # dlib's; a store's own is `Store.dim`, from its model id (families.py)
 # The longest an encoding can be: dlib's are about 1.4 long (1.36-1.53 on the sample and
 # lfw photos). Far beyond, a vector is damage, not a face: one of 1e30s made every
 # distance infinite and the scan silently reported nobody.
@@ -37,8 +37,10 @@ MAX_NORM = 100.0
 
 
 def usable(vectors: np.ndarray) -> np.ndarray:
-    """Per row of `vectors` (n, DIM): finite, and no longer than an encoding can be."""
-    vectors = np.asarray(vectors, np.float64).reshape(-1, DIM)
+    """Per row of `vectors` (n, dim), or of one vector: finite, and no longer than an
+    encoding can be."""
+    vectors = np.asarray(vectors, np.float64)
+    vectors = vectors.reshape(1, -1) if vectors.ndim == 1 else vectors
     with np.errstate(over="ignore", invalid="ignore"):
         norms = np.linalg.norm(vectors, axis=1)
     return np.isfinite(vectors).all(axis=1) & (norms <= MAX_NORM)
@@ -206,24 +208,30 @@ class Store:
         self._cohort: np.ndarray | None = None
         self._empty = False
         self._preloading: Any = None  # (thread, result, state) of Indexed.preload
+        self._dim: int | None = None
 
     # -- opening ---------------------------------------------------------
     @classmethod
-    def create(cls, path: str | Path, model_id: str | None = None) -> Self:
+    def create(
+        cls, path: str | Path, model_id: str | None = None, encoder: str | None = None
+    ) -> Self:
         """Open for writing, creating it if needed. Refuses another encoder's watchlist,
         any file that is not a watchlist, and a damaged one (before writing anything into
-        it). `model_id`: the encoder's (default: the installed one)."""
-        if model_id is None:
-            from frs_cli import models
+        it). `model_id`: the encoder's; else the installed weights of the `encoder` family
+        (families.py), which is the existing watchlist's own family or, for a new one, dlib."""
+        from frs_cli import families
 
-            model_id = models.encoder_model_id()
         path = Path(path)
+        if model_id is None and encoder is not None:
+            model_id = families.get(encoder).model_id()
         if not os.path.lexists(path):
-            return cls._new(path, model_id)
+            return cls._new(path, model_id or families.DLIB.model_id())
         wl = cls._connect(path, model_id, empty_ok=True)
         if wl._empty:
             wl.close()
-            return cls._new(path, model_id)
+            return cls._new(path, model_id or families.DLIB.model_id())
+        if model_id is None:
+            wl._check_installed()
         wl.check_intact()
         if path.stat().st_size <= CHECK_ON_OPEN_BYTES:
             wl.check_vectors()
@@ -275,6 +283,29 @@ class Store:
             wl.check_intact()
             wl.check_vectors()
         return wl
+
+    @classmethod
+    def open_installed(cls, path: str | Path) -> Self:
+        """`open`, for use: refused unless this machine has the exact weights of the
+        family that made it (an encoder's numbers compare only with its own)."""
+        wl = cls.open(path)
+        try:
+            wl._check_installed()
+        except BaseException:
+            wl.close()
+            raise
+        return wl
+
+    def _check_installed(self) -> None:
+        from frs_cli import families
+
+        installed = families.of(self.model_id).model_id()
+        if self.model_id != installed:
+            raise WatchlistError(
+                f"{self.path} was made with encoder {self.model_id}, not {installed} (this "
+                "machine's); encodings of different models cannot be compared. Enrol into a "
+                "new watchlist."
+            )
 
     @staticmethod
     def _sqlite(path: Path) -> _Connection:
@@ -348,20 +379,21 @@ class Store:
             )
 
     def check_vectors(self) -> None:
-        """Raise unless every face's vector is 128 finite numbers: a scan would silently
+        """Raise unless every face's vector is `dim` finite numbers: a scan would silently
         miss a person whose vector is not, and nothing should be added beside it."""
         bad: list[str] = []
+        dim = self.dim
         for name, blob in self.conn.execute(
             "SELECT i.name, f.vector FROM faces f JOIN identities i ON i.id = f.identity_id"
         ):
-            vec = np.frombuffer(blob, np.float32) if len(blob) == DIM * 4 else None
+            vec = np.frombuffer(blob, np.float32) if len(blob) == dim * 4 else None
             if vec is None or not usable(vec)[0]:
                 bad.append(name)
         if bad:
             names = ", ".join(files.printable(n) for n in sorted(set(bad))[:5])
             raise WatchlistError(
                 f"{self.path}: {len(bad)} face(s) ({names}) have no valid encoding (not "
-                f"{DIM} finite numbers of an encoding's length); a scan would miss them. `frs watchlist verify -w "
+                f"{dim} finite numbers of an encoding's length); a scan would miss them. `frs watchlist verify -w "
                 f"{self.path}` lists the problems; remove those identities and enrol them again"
             )
 
@@ -383,8 +415,34 @@ class Store:
         return self.meta()["model_id"]
 
     @property
+    def dim(self) -> int:
+        """Numbers per encoding: the family's that made this watchlist."""
+        if self._dim is None:
+            from frs_cli import families
+
+            self._dim = families.of(self.model_id).dim
+        return self._dim
+
+    @property
     def generation(self) -> int:
         return int(self.meta()["generation"])
+
+
+def peek_model_id(path: str | Path) -> str | None:
+    """The model id a watchlist file says it was made with, read without opening it for
+    use (None: no such file, or not readable as a watchlist; opening it says why)."""
+    path = Path(path)
+    if files.regular(path) is not None:
+        return None
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'model_id'").fetchone()
+        finally:
+            conn.close()
+    except (sqlite3.Error, OSError, ValueError):
+        return None
+    return str(row[0]) if row else None
 
 
 def _sidecars(path: Path) -> list[Path]:
