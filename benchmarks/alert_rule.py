@@ -148,9 +148,10 @@ def experiment(names, vectors, size: int, seed: int, cohort_size: int = 0) -> di
 def arcface_encodings(lfw: Path) -> tuple[np.ndarray, np.ndarray]:
     """Up to 3 photos per identity encoded by ArcFace (the central face SCRFD finds), as
     `encode` gives dlib's: from lfw_encodings.load_arcface's cache of every photo."""
-    from lfw_encodings import load_arcface
+    from lfw_encodings import load_arcface, merged
 
     names, _, vectors, found = load_arcface(lfw)
+    names = merged(names)  # one person under two names is not an impostor pair
     keep = [i for v in first_photos(names[found]).values() for i in v[:3]]
     return names[found][keep], vectors[found][keep]
 

@@ -10,8 +10,8 @@ them). Gallery: the first photo of each identity of the enrolled half plus every
 single-photo identity; mated probes: the other photos of the enrolled half; non-mated
 probes: every photo of the other half. A probe in which no face is found is a miss when
 mated and no alert when not; a gallery photo without a face enrols nobody. Distances are
-Euclidean (ArcFace's encodings have length 1: 0 to 2). `MERGED`: labelling errors found by
-eye among the closest non-mated pairs.
+Euclidean (ArcFace's encodings have length 1: 0 to 2). `lfw_encodings.MERGED`: one person filed
+under two names, found by eye among the closest pairs of different names.
 
 Per family and half: rank-1 (mated probes whose nearest identity is their own), FNIR at
 the largest threshold whose FPIR is at most 1%, 0.3% and 0.1%, and FNIR for women and
@@ -34,18 +34,11 @@ import lfw_encodings  # noqa: E402
 
 GENDER = ROOT.parent / "shared" / "data" / "lfw-dev-gender.csv"
 TARGETS = (0.01, 0.003, 0.001)
-# LFW labelling errors found among the closest non-mated pairs, checked by eye, merged
-# for both families: Carlos_Ruckauf_0001.jpg shows Eduardo Duhalde (13 of Duhalde's
-# photos were its nearest "false" alerts with ArcFace, 0.69-1.01). Left as they are:
-# Carolina and Isabela Moraes (twin sisters), Nora Bendijo and Flor Montulo (alike,
-# not clearly one person), Mahmoud_Abbas_0012.jpg (its central face is Bahrain's king).
-MERGED = {"Carlos_Ruckauf": "Eduardo_Duhalde"}
 
 
 def families() -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """family -> (identities, photo names, vectors, found), over the same photos."""
     names, photos, arc, found = lfw_encodings.load_arcface()
-    names = np.array([MERGED.get(n, n) for n in names.tolist()])
     d_names, d_photos, d_vectors = lfw_encodings.load()
     at = {
         (n, p): i for i, (n, p) in enumerate(zip(d_names.tolist(), d_photos.tolist(), strict=True))
@@ -55,6 +48,7 @@ def families() -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
     for k, key in enumerate(zip(names.tolist(), photos.tolist(), strict=True)):
         if key in at:
             dlib[k], d_found[k] = d_vectors[at[key]], True
+    names = lfw_encodings.merged(names)  # one person under two names: one identity
     return {"dlib": (names, photos, dlib, d_found), "arcface": (names, photos, arc, found)}
 
 

@@ -27,6 +27,25 @@ sys.path.insert(0, str(ROOT))
 LFW = ROOT.parent / "shared" / "data" / "lfw-dev"
 CACHE = Path.home() / ".cache" / "frs" / "lfw-dev-every-photo.npz"
 
+# One person filed under two names in lfw-dev, found by eye among the closest pairs of
+# different names' first photos (ArcFace, benchmarks/alert_rule.py): the same picture
+# (Carlos_Beltran / Raul_Ibanez, distance 0), Carlos_Ruckauf_0001.jpg showing Eduardo
+# Duhalde (0.69), two spellings of one name (Chyung_Dai-chul, Ruano_Pascual: 0.86, 0.91),
+# a maiden and married name (Talisa Soto, 0.97). Not merged: Carolina and Isabela Moraes
+# (twin sisters, 0.95) and every pair farther than 1.0 (alike, not clearly one person).
+MERGED = {
+    "Raul_Ibanez": "Carlos_Beltran",
+    "Carlos_Ruckauf": "Eduardo_Duhalde",
+    "Dai_Chul_Chyung": "Chyung_Dai-chul",
+    "Virgina_Ruano_Pascal": "Ruano_Pascual",
+    "Talisa_Bratt": "Talisa_Soto",
+}
+
+
+def merged(names: np.ndarray) -> np.ndarray:
+    """`names` with the identities in MERGED under one name."""
+    return np.array([MERGED.get(n, n) for n in names.tolist()])
+
 
 def load(lfw: Path = LFW, cache: Path = CACHE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(identities, photo names, encodings) of every lfw-dev photo with a face."""
@@ -148,6 +167,15 @@ def load_arcface(lfw: Path = LFW) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     with files.replacing(cache, binary=True) as f:
         np.savez(f, names=names, photos=photos, vectors=vectors, found=found)
     return names, photos, vectors, found
+
+
+def load_family(family: str = "dlib") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`load`'s (identities, photo names, encodings) of every lfw-dev photo in which the
+    `family`'s detector found a face."""
+    if family == "dlib":
+        return load()
+    names, photos, vectors, found = load_arcface()
+    return names[found], photos[found], vectors[found]
 
 
 def main() -> None:

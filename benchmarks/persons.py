@@ -37,8 +37,17 @@ from frs_cli.persons import MARGIN, SAME_PERSON, People, _overlaps  # noqa: E402
 SHARED = ROOT.parent / "shared" / "data"
 
 
-def slideshow() -> None:
-    names, _, vectors = lfw_encodings.load()
+def slideshow(family: str = "dlib", same: float | None = None, margin: float | None = None) -> None:
+    from frs_cli import families
+
+    fam = families.get(family)
+    if family == "arcface":
+        names, _, vectors, found = lfw_encodings.load_arcface()
+        names, vectors = names[found], vectors[found]
+    else:
+        names, _, vectors = lfw_encodings.load()
+    same = fam.same_person if same is None else same
+    margin = fam.person_margin if margin is None else margin
     rng = np.random.default_rng(0)
     by: dict[str, list[int]] = {}
     for i, n in enumerate(names.tolist()):
@@ -46,7 +55,7 @@ def slideshow() -> None:
     chosen = rng.choice(sorted(n for n, ix in by.items() if len(ix) >= 2), 300, replace=False)
     seq = [i for n in chosen for i in by[n][:4]]
     rng.shuffle(seq)
-    people = People()
+    people = People(same, margin)
     labels = np.array([people.label(f"photo{k}", [(0, 0, vectors[[i]])])[0]
                        for k, i in enumerate(seq)])  # fmt: skip
     ids = names[seq]
@@ -55,6 +64,7 @@ def slideshow() -> None:
     same_label = (labels[:, None] == labels[None, :])[upper]
     mixed = sum(len(set(ids[labels == lab])) > 1 for lab in set(labels))
     print(
+        f"{family} ({same:g}, margin {margin:g}): "
         f"lfw-dev slideshow: {len(seq)} photos of {len(set(ids))} people -> "
         f"{len(set(labels))} labels, {mixed} holding two or more people; pairs of different "
         f"people merged {(same_label & ~same_id).sum() / (~same_id).sum():.5f}, pairs of one "
@@ -130,6 +140,9 @@ def footage() -> None:
 if __name__ == "__main__":
     if sys.argv[1:] == ["--speed"]:
         speed()
+    elif sys.argv[1:2] == ["--arcface"]:  # [SAME MARGIN]: try other numbers
+        numbers = [float(x) for x in sys.argv[2:4]]
+        slideshow("arcface", *numbers)
     else:
         slideshow()
         footage()

@@ -238,23 +238,29 @@ def evaluate(
     enrol: int = 1,
     gallery_share: float = 0.5,
     seed: int = 0,
-    tolerance: float = 0.6,
+    tolerance: float | None = None,
     limit: int | None = None,
     cohort: str | Path | None = None,
     groups: dict[str, str] | None = None,
     workers: int | None = None,
+    encoder: str = "dlib",
 ) -> dict[str, Any]:
-    """1:N accuracy on a folder-per-identity photo set: the figures `frs evaluate
-    --json` writes (see docs/accuracy.md)."""
+    """1:N accuracy on a folder-per-identity photo set with the `encoder` family's
+    networks: the figures `frs evaluate --json` writes (see docs/accuracy.md).
+    `tolerance`: the threshold to report (default: the family's fixed one, 0.6 for dlib)."""
     from frs_cli import evaluation as ev
+    from frs_cli import families
     from frs_cli.executors import ordered_map
 
-    executor = make_executor(workers or _cores(), "hog")
+    family = families.get(encoder)
+    family.check()
+    executor = make_executor(workers or _cores(), family.detector)
     try:
         report = ev.run_evaluation(
-            Path(dataset), enrol, gallery_share, seed, tolerance,
+            Path(dataset), enrol, gallery_share, seed,
+            family.fixed_tolerance if tolerance is None else tolerance,
             lambda fn, items: ordered_map(executor, fn, items), limit,
-            Path(cohort) if cohort is not None else None,
+            Path(cohort) if cohort is not None else None, family.name,
         )  # fmt: skip
     finally:
         executor.shutdown()

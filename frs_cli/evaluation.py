@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from frs_cli import calibration, files, images
+from frs_cli import calibration, families, files, images
 from frs_cli.enroll import PhotoJob, PhotoResult
 from frs_cli.errors import FrsError, UsageError
 
@@ -76,6 +76,7 @@ class Report:
     fused: list[Search] = field(default_factory=list)
     cohort_faces: int = 0
     calibration: dict[str, Any] = field(default_factory=dict)
+    family: str = "dlib"  # the model family that encoded every photo (families.py)
 
 
 def dataset_identities(root: Path) -> dict[str, list[str]]:
@@ -117,6 +118,7 @@ def run_evaluation(
     mapper: Mapper | None = None,
     limit: int | None = None,
     cohort: Path | None = None,
+    family: str = "dlib",
 ) -> Report:
     from frs_cli.enroll import encode_photos
 
@@ -124,7 +126,7 @@ def run_evaluation(
     if limit is not None:
         people = {k: people[k] for k in sorted(people)[:limit]}
     split = make_split(people, enrol, gallery_share, seed)
-    report = Report(str(dataset), seed, enrol, gallery_share, tolerance, split)
+    report = Report(str(dataset), seed, enrol, gallery_share, tolerance, split, family=family)
     jobs = [PhotoJob(name, p) for name, photos in split.gallery.items() for p in photos]
     jobs += [PhotoJob(name, p) for name, p in split.mated + split.non_mated]
     n_gallery = sum(len(v) for v in split.gallery.values())
@@ -136,7 +138,7 @@ def run_evaluation(
     labels: list[str] = []
     probes: list[tuple[PhotoJob, np.ndarray | None]] = []
     cohort_vectors: list[np.ndarray] = []
-    for k, result in enumerate(encode_photos(jobs, mapper, choose="central")):
+    for k, result in enumerate(encode_photos(jobs, mapper, "central", family)):
         if k < n_gallery:
             if result.vector is None:
                 report.failures_to_enrol.append(result.job.path)
@@ -171,7 +173,9 @@ def run_evaluation(
     codes = {name: i for i, name in enumerate(sorted(set(labels)))}
     ids = np.concatenate([[codes[n] for n in labels], -1 - np.arange(len(cohort_arr))])
     cal = calibration.calibrate(
-        ids.astype(np.int64), calibration.exact_knn(np.concatenate([gallery, cohort_arr]))
+        ids.astype(np.int64),
+        calibration.exact_knn(np.concatenate([gallery, cohort_arr])),
+        family=families.get(family),
     )
     rule = calibration.choose(cal, calibration.DEFAULT_FPIR)
     fp, fn = rule_rates(report.searches, rule.threshold, rule.margin, cohort=bool(len(cohort_arr)))
@@ -266,17 +270,29 @@ def rule_rates(
     return fp, fn
 
 
-THRESHOLDS = tuple(round(0.30 + 0.005 * i, 3) for i in range(81))  # 0.30 ... 0.70
+THRESHOLDS = tuple(round(0.30 + 0.005 * i, 3) for i in range(81))  # 0.30 ... 0.70 (dlib)
 MARGINS = tuple(round(0.01 * i, 2) for i in range(21))  # 0.00 ... 0.20
 
 
+def grids(family: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The thresholds (every 0.005, from the family's alert-rule grid to 0.05 past it)
+    and margins tried for the best rule at each FPIR."""
+    fam = families.get(family)
+    if fam.name == "dlib":
+        return THRESHOLDS, MARGINS
+    first, last = fam.t_grid[0], fam.t_grid[-1] + 0.05
+    n = round((last - first) / 0.005) + 1
+    return tuple(round(first + 0.005 * i, 3) for i in range(n)), fam.m_grid
+
+
 def best_rule_at_fpir(
-    searches: Sequence[Search], target: float, cohort: bool
+    searches: Sequence[Search], target: float, cohort: bool, family: str = "dlib"
 ) -> dict[str, float] | None:
     """The threshold and margin with the fewest misses whose FPIR here is <= target."""
     best: dict[str, float] | None = None
-    for t in THRESHOLDS:
-        for m in MARGINS:
+    thresholds, margins = grids(family)
+    for t in thresholds:
+        for m in margins:
             fp, fn = rule_rates(searches, t, m, cohort)
             if fp <= target and (best is None or fn < best["fnir"]):
                 best = {"fpir_target": target, "threshold": t, "margin": m, "fpir": fp, "fnir": fn}
@@ -288,18 +304,23 @@ def compare_rules(report: Report) -> dict[str, dict[str, Any]]:
     rules: dict[str, dict[str, Any]] = {
         "threshold": {"fnir_at_fpir": [at_fpir(report.searches, t) for t in FPIR_TARGETS]},
         "threshold+margin": {
-            "fnir_at_fpir": [best_rule_at_fpir(report.searches, t, False) for t in FPIR_TARGETS]
+            "fnir_at_fpir": [
+                best_rule_at_fpir(report.searches, t, False, report.family) for t in FPIR_TARGETS
+            ]
         },
     }
     if report.cohort_faces:
         rules["threshold+margin+cohort"] = {
-            "fnir_at_fpir": [best_rule_at_fpir(report.searches, t, True) for t in FPIR_TARGETS]
+            "fnir_at_fpir": [
+                best_rule_at_fpir(report.searches, t, True, report.family) for t in FPIR_TARGETS
+            ]
         }
     if any(s.mated for s in report.fused) and any(not s.mated for s in report.fused):
         name = "fusion of 2+margin" + ("+cohort" if report.cohort_faces else "")
         rules[name] = {
             "fnir_at_fpir": [
-                best_rule_at_fpir(report.fused, t, bool(report.cohort_faces)) for t in FPIR_TARGETS
+                best_rule_at_fpir(report.fused, t, bool(report.cohort_faces), report.family)
+                for t in FPIR_TARGETS
             ],
             "mated_searches": sum(s.mated for s in report.fused),
             "non_mated_searches": sum(not s.mated for s in report.fused),
@@ -307,9 +328,12 @@ def compare_rules(report: Report) -> dict[str, dict[str, Any]]:
     return rules
 
 
-def det_margin(searches: Sequence[Search], cohort: bool) -> list[tuple[float, float]]:
+def det_margin(
+    searches: Sequence[Search], cohort: bool, family: str = "dlib"
+) -> list[tuple[float, float]]:
     """(FPIR, FNIR): the lower envelope of threshold + margin over the grids."""
-    points = sorted(rule_rates(searches, t, m, cohort) for t in THRESHOLDS for m in MARGINS)
+    thresholds, margins = grids(family)
+    points = sorted(rule_rates(searches, t, m, cohort) for t in thresholds for m in margins)
     envelope: list[tuple[float, float]] = []
     for fp, fn in points:
         if not envelope or fn < envelope[-1][1]:
@@ -383,6 +407,7 @@ def report_dict(report: Report, groups: dict[str, str] | None = None) -> dict[st
     default = "threshold+margin+cohort" if report.cohort_faces else "threshold+margin"
     data: dict[str, Any] = {
         "dataset": report.dataset,
+        "encoder": report.family,
         "seed": report.seed,
         "enrol_per_identity": report.enrol,
         "gallery_share": report.gallery_share,
@@ -396,7 +421,7 @@ def report_dict(report: Report, groups: dict[str, str] | None = None) -> dict[st
         "scan_rule": report.calibration,
         "det_margin": [
             {"fpir": fp, "fnir": fn}
-            for fp, fn in det_margin(report.searches, bool(report.cohort_faces))
+            for fp, fn in det_margin(report.searches, bool(report.cohort_faces), report.family)
         ],
         "det": [
             {"threshold": round(t, 4), "fpir": fp, "fnir": fn}

@@ -24,7 +24,7 @@ import numpy as np
 
 from frs_cli.encode import distances
 
-SAME_PERSON = 0.45  # mean distance of a track's views to a person's nearest views
+SAME_PERSON = 0.45  # dlib's (each family's: families.py): mean distance of a track's views to a person's nearest views
 MARGIN = 0.05  # ... and this much nearer than to the next person
 MAX_VIEWS = 64  # views kept per person (the first ones, then every other one)
 
@@ -39,7 +39,10 @@ class _Person:
 class People:
     """The people of one scan, labelled in the order they are first seen."""
 
-    def __init__(self) -> None:
+    def __init__(self, same_person: float = SAME_PERSON, margin: float = MARGIN) -> None:
+        """`same_person` and `margin` on the encoder's distance scale: dlib's by default,
+        a family's own otherwise (families.py)."""
+        self.same_person, self.margin = same_person, margin
         self.people: list[_Person] = []
         # Per person: the mean of their views and the farthest view from it, which bound
         # from below how near a track can be to them (see `_nearest`).
@@ -84,7 +87,7 @@ class People:
         # nearest by the margin: the same decision as over everyone, without comparing
         # each track with every view of the scan (2,000 tracks: 29 s before).
         bound = np.maximum(distances(views, self._centres) - self._radii, 0).mean(axis=0)
-        near = np.flatnonzero(bound <= SAME_PERSON + MARGIN + 1e-6)  # 1e-6: rounding
+        near = np.flatnonzero(bound <= self.same_person + self.margin + 1e-6)  # 1e-6: rounding
         if not len(near):
             return None
         spread = np.array(
@@ -97,8 +100,8 @@ class People:
         # not given either's label.
         second = float(spread[order[1]]) if len(order) > 1 else float("inf")
         if (
-            spread[order[0]] <= SAME_PERSON
-            and second - spread[order[0]] >= MARGIN
+            spread[order[0]] <= self.same_person
+            and second - spread[order[0]] >= self.margin
             and not _overlaps(self.people[best], source, start, end)
         ):
             return best

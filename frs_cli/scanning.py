@@ -20,6 +20,7 @@ import numpy as np
 from frs_cli import (
     calibration,
     decode,
+    families,
     inputs,
     persons,
     progress_report,
@@ -345,7 +346,8 @@ def iter_scan(
     clocks: dict[str, wallclock.WallClock | None] = {}
     analyses: dict[str, AnalysisConfig] = {}  # per file, where --settings changed it
     # With --unmatched, who is who across the scan (encodings in memory only).
-    people = persons.People() if cfg.unmatched else None
+    family = families.of(watchlist.model_id)
+    people = persons.People(family.same_person, family.person_margin) if cfg.unmatched else None
 
     def on_progress(r: progress_report.Report) -> None:
         found = running.get(r.path)

@@ -14,6 +14,7 @@ from frs_cli.cli.base import (
     cli,
     workers_option,
 )
+from frs_cli.families import NAMES as FAMILY_NAMES
 from frs_cli.files import printable
 
 
@@ -37,11 +38,18 @@ from frs_cli.files import printable
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the gallery split.")
 @click.option(
+    "--encoder",
+    type=click.Choice(FAMILY_NAMES),
+    default="dlib",
+    show_default=True,
+    help="The model family to measure (frs enroll --encoder).",
+)
+@click.option(
     "--tolerance",
     type=Finite(0, 2),
-    default=0.6,
-    show_default=True,
-    help="The operating threshold to report (frs scan's --tolerance).",
+    default=None,
+    help="The operating threshold to report (frs scan's --tolerance) [default: 0.6 for "
+    "dlib, 1.15 for arcface].",
 )
 @click.option("--limit", type=click.IntRange(min=2), help="Use only the first N identities.")
 @click.option(
@@ -74,7 +82,8 @@ def evaluate(
     enrol: int,
     gallery_share: float,
     seed: int,
-    tolerance: float,
+    encoder: str,
+    tolerance: float | None,
     limit: int | None,
     json_path: Path | None,
     plot_path: Path | None,
@@ -98,6 +107,7 @@ def evaluate(
         dataset, enrol=enrol, gallery_share=gallery_share, seed=seed, tolerance=tolerance,
         limit=limit, cohort=cohort_dir,
         groups=ev.load_groups(groups_path) if groups_path else None, workers=workers,
+        encoder=encoder,
     )  # fmt: skip
     _print_evaluation(data)
     if json_path is not None:
@@ -120,7 +130,7 @@ def _print_evaluation(data: dict[str, Any]) -> None:
     op = data["at_tolerance"]
     fta = data["failures_to_acquire"]
     console.print(
-        f"{printable(data['dataset'])}: gallery {data['gallery_identities']} identities "
+        f"{printable(data['dataset'])} ({data['encoder']}): gallery {data['gallery_identities']} identities "
         f"({data['gallery_faces']} faces, {len(data['failures_to_enrol'])} failed to enrol); "
         f"{data['mated_searches']} mated and {data['non_mated_searches']} non-mated searches "
         f"(no face found: {fta['mated']} mated, {fta['non_mated']} non-mated); seed {data['seed']}"
