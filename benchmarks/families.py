@@ -48,7 +48,6 @@ def families() -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
     for k, key in enumerate(zip(names.tolist(), photos.tolist(), strict=True)):
         if key in at:
             dlib[k], d_found[k] = d_vectors[at[key]], True
-    names = lfw_encodings.merged(names)  # one person under two names: one identity
     return {"dlib": (names, photos, dlib, d_found), "arcface": (names, photos, arc, found)}
 
 
@@ -82,7 +81,13 @@ def nearest(
 
 def measure(family: tuple, swap: bool, groups: dict[str, str]) -> dict[str, object]:
     names, _, vectors, found = family
+    # Issue 21's halves from the names as LFW files them; who is who with one person
+    # filed under two names merged (a probe of someone listed under the other is mated).
     gallery, mated, non_mated = composition(names, swap)
+    names = lfw_encodings.merged(names)
+    listed = set(names[gallery].tolist())
+    mated += [i for i in non_mated if names[i] in listed]
+    non_mated = [i for i in non_mated if names[i] not in listed]
     gallery = [i for i in gallery if found[i]]
     labels = names[gallery]
     m_found = np.array([found[i] for i in mated])

@@ -10,8 +10,10 @@ default: this checkout) and the same files:
   decoded and nothing else: the floor frs's time is reported against;
 - face coverage on the clip itself: the share of the faces dlib's HOG finds with
   upsample 1 (the whole detector, RGB) on every `--every`th frame that lie, at that
-  moment, in some frs track (`--unmatched --detections`; nearest sighting in time,
-  IoU >= 0.3), and the faces per track (a face split at a segment cut counts twice).
+  moment, in some frs track (`--unmatched --detections`; the track's box at that time,
+  moved in proportion between two sightings, IoU >= 0.3), and the faces per track (a
+  face split at a segment cut counts twice). `--encoders dlib,arcface`: each tree with a
+  watchlist of each model family, in the same run.
 
 With `--fixed-camera SECONDS` the same is measured on a made fixed-camera clip instead
 (no public 1080p fixed-camera clip with people's faces was at hand): the first frame of
@@ -155,9 +157,17 @@ def main() -> None:
         metavar="SECONDS",
         help="measure a made fixed-camera clip this long instead (see above)",
     )
+    parser.add_argument(
+        "--encoders",
+        default="dlib",
+        help="model families to compare, comma-separated (a watchlist of each: dlib,arcface)",
+    )
     parser.add_argument("extra", nargs="*", help="more `frs scan` options (after --)")
     args = parser.parse_args()
     trees = dict(t.split("=", 1) for t in args.tree) if args.tree else {"this": str(ROOT)}
+    encoders = args.encoders.split(",")
+    if len(encoders) > 1:  # each tree with each family's watchlist: "NAME/FAMILY"
+        trees = {f"{n}/{e}": t for n, t in trees.items() for e in encoders}
     if not args.clip.is_file():
         raise SystemExit(f"needs {args.clip}")
     results: dict = {
@@ -170,9 +180,16 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        wl = tmp / "wl.db"
         photos = [str(DATA / "faces" / p) for p in PHOTOS]
-        run([sys.executable, "-m", "frs_cli", "enroll", "-q", "-w", str(wl), *photos])
+        lists = {}
+        for enc in encoders:
+            lists[enc] = tmp / f"wl-{enc}.db"
+            run([sys.executable, "-m", "frs_cli", "enroll", "-q", "-w", str(lists[enc]),
+                 "--encoder", enc, *photos])  # fmt: skip
+
+        def watchlist(name: str) -> str:
+            return str(lists[name.rsplit("/", 1)[1] if len(encoders) > 1 else encoders[0]])
+
         long_clip = tmp / f"x{args.times}.mp4"
         if args.fixed_camera:
             make_fixed_clip(long_clip, args.fixed_camera)
@@ -184,10 +201,17 @@ def main() -> None:
         for _ in range(args.repeat):
             decodes.append(decode_only(long_clip))
             for name, tree in trees.items():
-                summary = tmp / f"{name}.summary.json"
+                summary = tmp / f"{name.replace('/', '-')}.summary.json"
                 r = scan(
                     Path(tree),
-                    ["-w", str(wl), "--summary", str(summary), *args.extra, str(long_clip)],
+                    [
+                        "-w",
+                        watchlist(name),
+                        "--summary",
+                        str(summary),
+                        *args.extra,
+                        str(long_clip),
+                    ],
                     tmp / "rows.csv",
                 )
                 r["stages"] = json.loads(summary.read_text())["stage_seconds"]
@@ -197,12 +221,12 @@ def main() -> None:
         ref = hog_reference(args.clip, args.every)
         total = sum(len(f["faces"]) for f in ref)
         for name, tree in trees.items():
-            det = tmp / f"{name}.det.jsonl"
+            det = tmp / f"{name.replace('/', '-')}.det.jsonl"
             scan(
                 Path(tree),
                 [
                     "-w",
-                    str(wl),
+                    watchlist(name),
                     "--unmatched",
                     "--detections",
                     "--format",

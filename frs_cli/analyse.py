@@ -74,9 +74,14 @@ _NO_CROP = np.empty((0, 0, 3), np.uint8)
 class _Candidate:
     """The best view of a track not yet encoded: a full-resolution RGB crop around it."""
 
-    def __init__(self, pts: int, box: Box, quality: float, crop: np.ndarray, dx: int, dy: int):
-        self.pts, self.box, self.quality = pts, box, quality
+    def __init__(
+        self, pts: int, det: Detection, quality: float, crop: np.ndarray, dx: int, dy: int
+    ):
+        self.pts, self.box, self.quality = pts, det.box, quality
         self.crop, self.dx, self.dy = crop, dx, dy
+        # The detector's landmarks, in the crop's pixels (arcface.encode_boxes aligns on
+        # them instead of looking for them again); empty where it gave none.
+        self.landmarks = det.moved(det.box, dx=-dx, dy=-dy).landmarks
         self.face_jpeg = b""
         self.frame_jpeg = b""
 
@@ -267,7 +272,7 @@ class SegmentScanner:
         if changed is not None:  # ROIs restrict it further
             regions = [c.intersection(r) for c in changed for r in self.rois or [c]]
         found = [
-            Detection(detect.clip_box(d.box, self.width, self.height), d.score, d.frontal)
+            d.moved(detect.clip_box(d.box, self.width, self.height))
             for d in (
                 (self.whole.two_passes(fr, size) if split else self.whole.frame(fr, size))
                 if regions is None
@@ -398,7 +403,7 @@ class SegmentScanner:
             return
         area = det.box.expanded(CHIP_MARGIN, self.width, self.height)
         crop = fr.rgb[area.top : area.bottom, area.left : area.right].copy()
-        live.candidate = _Candidate(fr.pts, det.box, quality, crop, area.left, area.top)
+        live.candidate = _Candidate(fr.pts, det, quality, crop, area.left, area.top)
         if self.cfg.views:
             others = [t.predicted(fr.pts) for t in self.live if t is not live]
             live.candidate.face_jpeg, live.candidate.frame_jpeg = views.render(
@@ -433,7 +438,7 @@ class SegmentScanner:
         for view in self.waiting:
             c = view.candidate
             b = c.box
-            faces.append((c.crop, Box(b.left - c.dx, b.top - c.dy, b.width, b.height)))
+            faces.append((c.crop, Box(b.left - c.dx, b.top - c.dy, b.width, b.height), c.landmarks))
         with STAGES.timed("encode"):
             vectors = self.family.encode(faces)
         for view, vector in zip(self.waiting, vectors, strict=True):
@@ -506,9 +511,7 @@ class SegmentScanner:
                 best, best_iou = d, iou
         if best is None or not self._wanted(best.box):
             return None  # lost, or left the regions of interest: the track ends there
-        return Detection(
-            detect.clip_box(best.box, self.width, self.height), best.score, best.frontal
-        )
+        return best.moved(detect.clip_box(best.box, self.width, self.height))
 
 
 def analyse_segment(segment: Segment) -> SegmentResult:

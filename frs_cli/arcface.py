@@ -240,12 +240,17 @@ def eyes_chip(rgb: np.ndarray, box: Box) -> np.ndarray:
     return _warp(rgb, similarity(np.array(eyes), TEMPLATE[:2]))
 
 
-def encode_boxes(faces: Sequence[tuple[np.ndarray, Box]]) -> np.ndarray:
-    """Encodings of faces given as (RGB image, box), in one batch: each aligned on the
-    landmarks SCRFD finds around its box, or on its eyes where it finds none."""
+def encode_boxes(
+    faces: Sequence[tuple[np.ndarray, Box] | tuple[np.ndarray, Box, tuple[float, ...]]],
+) -> np.ndarray:
+    """Encodings of faces given as (RGB image, box) or (image, box, landmarks), in one
+    batch: each aligned on the landmarks given (SCRFD found the face) or those SCRFD finds
+    around its box, or on its eyes where it finds none."""
     chips = []
-    for rgb, box in faces:
-        marks = landmarks(rgb, box)
+    for face in faces:
+        rgb, box = face[0], face[1]
+        given = face[2] if len(face) > 2 else ()
+        marks = np.reshape(given, (5, 2)) if len(given) == 10 else landmarks(rgb, box)
         chips.append(align(rgb, marks) if marks is not None else eyes_chip(rgb, box))
     return encoder()(np.stack(chips) if chips else np.zeros((0, CHIP, CHIP, 3), np.uint8))
 

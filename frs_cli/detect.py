@@ -23,6 +23,10 @@ WINDOW_PX = 80
 # SCRFD-500M (the arcface family's detector) finds faces from about 10 px at its finest
 # stride; a face of --min-face pixels is scaled to this many, where it is found surely.
 SCRFD_WINDOW_PX = 24
+# A face at least this wide where SCRFD found it keeps SCRFD's landmarks for its encoding
+# (region searches scale a followed face to 64 px); a smaller one is looked at again
+# (arcface.landmarks) at full resolution.
+SCRFD_LANDMARK_PX = 48
 
 Detector = Callable[[np.ndarray, float], list[Detection]]
 
@@ -64,7 +68,16 @@ def _scrfd(image: np.ndarray, threshold: float = 0.0) -> list[Detection]:
     cut = arcface.SCORE
     faces = arcface.detector()(rgb, max(rgb.shape[:2]), max(0.05, cut + threshold))
     h, w = rgb.shape[:2]
-    return [Detection(arcface.to_box(f, w, h), f.score - cut) for f in faces]
+    return [
+        Detection(
+            arcface.to_box(f, w, h),
+            f.score - cut,
+            landmarks=tuple(f.landmarks.ravel().tolist())
+            if f.box[2] - f.box[0] >= SCRFD_LANDMARK_PX
+            else (),
+        )
+        for f in faces
+    ]
 
 
 def window(name: str) -> int:
@@ -138,7 +151,7 @@ def to_source(
     top = int(round(b.top / scale_y)) + dy
     width = max(1, int(round(b.width / scale_x)))
     height = max(1, int(round(b.height / scale_y)))
-    return Detection(Box(left, top, width, height), det.score, det.frontal)
+    return det.moved(Box(left, top, width, height), scale_x, scale_y, dx, dy)
 
 
 def clip_box(box: Box, frame_w: int, frame_h: int) -> Box:

@@ -25,6 +25,8 @@ from frs_cli import tables, tables_arcface
 from frs_cli.errors import UsageError
 from frs_cli.records import Box
 
+Landmarks = tuple[float, ...]  # five (x, y), flat; empty: none
+
 
 @dataclass(frozen=True)
 class Family:
@@ -71,12 +73,15 @@ class Family:
         weights.find("arcface")
         weights.find("scrfd")
 
-    def encode(self, faces: Sequence[tuple[np.ndarray, Box]]) -> np.ndarray:
-        """The encodings of faces given as (RGB uint8 image, box), float32[n, dim]."""
+    def encode(
+        self, faces: Sequence[tuple[np.ndarray, Box] | tuple[np.ndarray, Box, Landmarks]]
+    ) -> np.ndarray:
+        """The encodings of faces given as (RGB uint8 image, box), or (image, box, the
+        detector's landmarks: used where the family aligns on them), float32[n, dim]."""
         if self.name == "dlib":
             from frs_cli.encode import face_encodings
 
-            return face_encodings(faces)
+            return face_encodings([(face[0], face[1]) for face in faces])
         from frs_cli import arcface
 
         return arcface.encode_boxes(faces)

@@ -67,6 +67,18 @@ class Detection:
     box: Box
     score: float
     frontal: bool = True
+    # Five landmarks (x, y: eyes, nose tip, mouth corners) in the same pixels as `box`,
+    # where the detector gives them precisely enough to align on (SCRFD); else empty.
+    landmarks: tuple[float, ...] = ()
+
+    def moved(self, box: Box, scale_x: float = 1.0, scale_y: float = 1.0, dx: float = 0,
+              dy: float = 0) -> Detection:  # fmt: skip
+        """This detection with `box`, its landmarks divided by the scales and shifted."""
+        marks = tuple(
+            v / scale_x + dx if k % 2 == 0 else v / scale_y + dy
+            for k, v in enumerate(self.landmarks)
+        )
+        return dataclasses.replace(self, box=box, landmarks=marks)
 
 
 @dataclass(frozen=True)

@@ -77,9 +77,7 @@ class WholeFrame:
                 raw = self.searcher(crop, 0.0)
             for d in raw:
                 b = d.box
-                moved = Detection(
-                    Box(b.left + left, b.top + top, b.width, b.height), d.score, d.frontal
-                )
+                moved = d.moved(Box(b.left + left, b.top + top, b.width, b.height), dx=left, dy=top)
                 found.append(detect.to_source(moved, sx, sy))
         return found
 

@@ -59,16 +59,18 @@ def enroll(
     from frs_cli import enroll as enrol_mod
     from frs_cli import families
     from frs_cli.watchlist import Watchlist
+    from frs_cli.watchlist.store import peek_model_id
 
     path = _watchlist_path(watchlist)
     say = _say(quiet)
+    made_with = peek_model_id(path)
+    if encoder is not None and made_with and families.of(made_with).name != encoder:
+        raise UsageError(
+            f"{printable(str(path))} is a {families.of(made_with).name} watchlist; --encoder "
+            f"{encoder} needs a new one (encodings of two families cannot be compared)"
+        )
     with Watchlist.create(path, encoder=encoder) as wl:
         family = families.of(wl.model_id)
-        if encoder is not None and family.name != encoder:
-            raise UsageError(
-                f"{printable(str(path))} is a {family.name} watchlist; --encoder {encoder} "
-                "needs a new one (encodings of two families cannot be compared)"
-            )
         if family.name != "dlib" and wl.face_count() == 0:
             click.echo(f"note: {family.licence}", err=True)
         stats = enrol_mod.enrol_into(
