@@ -2,6 +2,7 @@
 latency p50/p99 and recall@1 of the HNSW index against exact search.
 
     python benchmarks/watchlist_scale.py [--sizes 10000,100000,1000000] [--out results.json]
+                                         [--family dlib|arcface]
 
 Vectors are synthetic with the statistics of real encodings: the mean, the covariance
 between identities and the covariance within an identity are measured on real dlib
@@ -9,7 +10,9 @@ encodings of ../shared/data/lfw-dev (150 identities with several photos; compute
 once and cached in the temporary folder, never in the repository), then identity
 centres and photos are drawn from those Gaussians, 4 photos per identity. Queries are
 new photos of enrolled identities (mated searches). Each size runs in a fresh
-process, so RSS is that size's alone.
+process, so RSS is that size's alone. `--family arcface`: 512-d vectors with the
+statistics of ArcFace's encodings of the same kind of photos (benchmarks/lfw_encodings.py's
+cache), each scaled to length 1 as ArcFace's are, in an ArcFace watchlist.
 """
 
 from __future__ import annotations
@@ -32,10 +35,38 @@ LFW = ROOT.parent / "shared" / "data" / "lfw-dev"
 PER_IDENTITY = 4
 QUERIES = 1000
 STATS = Path(tempfile.gettempdir()) / "frs-lfw-encoding-stats.npz"
+FAMILY = "dlib"  # --family
+MODEL_IDS = {"dlib": "synthetic", "arcface": "arcface_w600k_mbf:synthetic"}
+
+
+def _statistics(groups: list[np.ndarray]) -> dict[str, np.ndarray]:
+    centres = np.stack([g.mean(axis=0) for g in groups])
+    within = np.concatenate([g - g.mean(axis=0) for g in groups])
+    return {
+        "mean": centres.mean(axis=0),
+        "between": np.cov(centres, rowvar=False),
+        "within": np.cov(within, rowvar=False) * len(within) / max(1, len(within) - len(groups)),
+    }
+
+
+def arcface_statistics() -> dict[str, np.ndarray]:
+    """As `lfw_statistics`, of ArcFace's encodings of the same 150 identities' photos."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import lfw_encodings
+
+    names, _, vectors, found = lfw_encodings.load_arcface()
+    by: dict[str, list[np.ndarray]] = {}
+    for n, v, ok in zip(names.tolist(), vectors, found, strict=True):
+        if ok:
+            by.setdefault(n, []).append(v)
+    people = [n for n in sorted(by) if len(by[n]) >= 2][:150]
+    return _statistics([np.stack(by[n][:3]) for n in people])
 
 
 def lfw_statistics() -> dict[str, np.ndarray]:
     """Mean, between- and within-identity covariance of real LFW encodings."""
+    if FAMILY == "arcface":
+        return arcface_statistics()
     if STATS.exists():
         return dict(np.load(STATS))
     from frs_cli import executors
@@ -49,14 +80,7 @@ def lfw_statistics() -> dict[str, np.ndarray]:
         if r.vector is not None:
             by_person.setdefault(r.job.identity, []).append(r.vector)
     executor.shutdown()
-    groups = [np.stack(v) for v in by_person.values() if len(v) >= 2]
-    centres = np.stack([g.mean(axis=0) for g in groups])
-    within = np.concatenate([g - g.mean(axis=0) for g in groups])
-    stats = {
-        "mean": centres.mean(axis=0),
-        "between": np.cov(centres, rowvar=False),
-        "within": np.cov(within, rowvar=False) * len(within) / max(1, len(within) - len(groups)),
-    }
+    stats = _statistics([np.stack(v) for v in by_person.values() if len(v) >= 2])
     np.savez(STATS, **stats)
     _ = encode_photos
     return stats
@@ -76,13 +100,16 @@ def synthetic(n: int, seed: int = 0) -> tuple[list[str], np.ndarray, np.ndarray]
     stats = lfw_statistics()
     rng = np.random.default_rng(seed)
     between, within = _factor(stats["between"]), _factor(stats["within"])
-    identities = n // PER_IDENTITY
-    centres = stats["mean"] + rng.standard_normal((identities, 128)) @ between.T
+    identities, dim = n // PER_IDENTITY, len(stats["mean"])
+    centres = stats["mean"] + rng.standard_normal((identities, dim)) @ between.T
     faces = np.repeat(centres, PER_IDENTITY, axis=0)
-    faces += rng.standard_normal((len(faces), 128)) @ within.T
+    faces += rng.standard_normal((len(faces), dim)) @ within.T
     names = [f"id{i // PER_IDENTITY:07d}" for i in range(n)]
     picks = rng.integers(0, identities, QUERIES)
-    queries = centres[picks] + rng.standard_normal((QUERIES, 128)) @ within.T
+    queries = centres[picks] + rng.standard_normal((QUERIES, dim)) @ within.T
+    if FAMILY == "arcface":  # ArcFace's encodings have length 1
+        faces /= np.linalg.norm(faces, axis=1, keepdims=True)
+        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     return names, faces.astype(np.float32), queries.astype(np.float32)
 
 
@@ -92,7 +119,7 @@ def one_size(n: int, folder: Path) -> dict:
     names, faces, queries = synthetic(n)
     path = folder / f"wl{n}.db"
     t0 = time.perf_counter()
-    with Watchlist.create(path, "synthetic") as wl:
+    with Watchlist.create(path, MODEL_IDS[FAMILY]) as wl:
         for start in range(0, n, 100_000):
             wl.add_vectors(names[start : start + 100_000], faces[start : start + 100_000])
         t_store = time.perf_counter() - t0
@@ -146,7 +173,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--family", choices=tuple(MODEL_IDS), default="dlib")
     args = parser.parse_args()
+    global FAMILY
+    FAMILY = args.family
     if args.one:
         print(json.dumps(one_size(args.one, args.dir)))
         return
@@ -154,7 +184,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n in map(int, args.sizes.split(",")):
             out = subprocess.run(
-                [sys.executable, __file__, "--one", str(n), "--dir", tmp],
+                [sys.executable, __file__, "--one", str(n), "--dir", tmp, "--family", FAMILY],
                 check=True, capture_output=True, text=True,
             )  # fmt: skip
             r = json.loads(out.stdout)

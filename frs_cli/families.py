@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from frs_cli import tables, tables_arcface
+from frs_cli import tables, tables_arcface, weights
 from frs_cli.errors import UsageError
 from frs_cli.records import Box
 
@@ -56,8 +56,6 @@ class Family:
             from frs_cli import models
 
             return models.encoder_model_id()
-        from frs_cli import weights
-
         return f"{self.prefix}{weights.find('arcface').sha256[:16]}"
 
     def check(self) -> None:
@@ -68,8 +66,6 @@ class Family:
 
             models.check("hog")
             return
-        from frs_cli import weights
-
         weights.find("arcface")
         weights.find("scrfd")
 
@@ -112,10 +108,7 @@ ARCFACE = Family(
     prefix="arcface_w600k_mbf:",
     dim=512,
     detector="scrfd",
-    licence=(
-        "InsightFace's pretrained weights (ArcFace MobileFaceNet, SCRFD) are for "
-        "non-commercial research use only (the code is MIT); frs does not ship them"
-    ),
+    licence=weights.LICENCE,
     t_grid=_grid(0.80, 1.35, 0.01),
     m_grid=_grid(0.00, 0.30, 0.02),
     table_step=tables_arcface.TABLE_STEP,

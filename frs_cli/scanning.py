@@ -49,6 +49,7 @@ from frs_cli.watchlist import Watchlist
 class ScanConfig:
     inputs: tuple[str, ...]
     watchlist: Path
+    # Replaced by the rule chosen for the watchlist (`choose_rule`) before any matching.
     rule: Rule = field(default_factory=lambda: calibration.fixed(0.6))
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     workers: int = 1

@@ -153,3 +153,20 @@ def test_a_watchlist_of_an_unknown_family_is_refused(tmp_path, monkeypatch):
     assert result.exit_code != 0 and "encodings of different models cannot be compared" in (
         result.stderr
     )
+
+
+def test_a_large_arcface_watchlist_loads_its_index_in_a_thread(arc_watchlist, tmp_path):
+    """The index is read in a thread while the workers start; its size (512) must be known
+    without SQLite there (a 1M-face ArcFace watchlist failed so)."""
+    path = tmp_path / "big.db"
+    with sqlite3.connect(arc_watchlist) as src, sqlite3.connect(path) as dst:
+        src.backup(dst)
+    with frs.Watchlist.open(path) as w:
+        w.exact_limit = 0  # as if it held more faces than are searched exactly
+        w.rebuild()
+    with frs.Watchlist.open(path, check=False) as w:  # as a store over 128 MiB is opened
+        w.exact_limit = 0
+        w.preload()
+        thread, found, _ = w._preloading
+        thread.join()
+        assert "index" in found and found["index"].dim == 512

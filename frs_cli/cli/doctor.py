@@ -127,11 +127,11 @@ def doctor() -> None:
 def _families() -> list[str]:
     """Each model family: its networks, where their files were found, whether their bytes
     are the pinned ones, and their licence."""
-    from frs_cli import weights
+    from frs_cli import families, weights
 
     lines = [
         "family dlib (the default): HOG or CNN detector, 5-point landmarks, ResNet encoder, "
-        "128-d; dlib (Boost Software License), its models from face_recognition_models (MIT)"
+        f"{families.DLIB.dim}-d; {families.DLIB.licence}"
     ]
     found = []
     for network in ("scrfd", "arcface"):
@@ -142,7 +142,7 @@ def _families() -> list[str]:
             found.append(f"{network}: {err}")
     lines.append(
         "family arcface: SCRFD-500M detector with five landmarks, ArcFace MobileFaceNet "
-        f"encoder, 512-d; {'; '.join(found)}"
+        f"encoder, {families.ARCFACE.dim}-d; {'; '.join(found)}"
     )
-    lines.append(f"licence of family arcface: {weights.LICENCE}")
+    lines.append(f"licence of family arcface: {families.ARCFACE.licence}")
     return lines

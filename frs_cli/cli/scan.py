@@ -60,7 +60,8 @@ from frs_cli.records import PERSON_COLUMN, AnalysisConfig
     type=Finite(0, 2),
     default=None,
     help="Instead of --fpir: a fixed rule, face_recognition's (match if the nearest "
-    "identity is within this distance; 0.6 there), whatever the watchlist's size.",
+    "identity is within this distance; 0.6 there for dlib; ArcFace's scale: about "
+    "1.15), whatever the watchlist's size.",
 )
 @click.option(
     "--sample-fps",

@@ -242,6 +242,8 @@ class Store:
     @classmethod
     def _new(cls, path: Path, model_id: str) -> Self:
         """A new store: file, tables and meta in one transaction, or nothing at all."""
+        from frs_cli import families
+
         created = not os.path.lexists(path)
         try:
             _touch_private(path)
@@ -260,6 +262,7 @@ class Store:
             )  # fmt: skip
             conn.executescript(f"BEGIN; {SCHEMA}\nINSERT INTO meta VALUES {meta}; COMMIT;")
             wl = cls(path, conn)
+            wl._dim = families.of(model_id).dim
             wl._pragmas()
         except BaseException:
             if created:  # a store cut short (a full disk, Ctrl-C) is not left behind
@@ -372,6 +375,10 @@ class Store:
             raise WatchlistError(
                 f"{self.path} has schema version {version}; this frs reads {SCHEMA_VERSION}"
             )
+        from frs_cli import families
+
+        # Known from here on, without SQLite: the index may be loaded in another thread.
+        self._dim = families.of(meta["model_id"]).dim
         if model_id is not None and meta.get("model_id") != model_id:
             raise WatchlistError(
                 f"{self.path} was made with encoder {meta.get('model_id')}, not {model_id};"
