@@ -131,8 +131,8 @@ def _arcface_photo(rgb: np.ndarray, choose: str) -> tuple[list[Box], np.ndarray 
     if not faces:
         return [], None
     boxes = [arcface.to_box(f, w, h) for f in faces]
-    order = [boxes.index(b) for b in _chosen_first(list(boxes), w, h, choose)]
-    return [boxes[i] for i in order], arcface.encode_faces(rgb, [faces[order[0]]])[0]
+    chosen = _chosen_first(boxes, w, h, choose)
+    return chosen, arcface.encode_faces(rgb, [faces[boxes.index(chosen[0])]])[0]
 
 
 def encode_photo(job: PhotoJob, choose: str = "largest", family: str = "dlib") -> PhotoResult:

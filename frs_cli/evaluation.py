@@ -277,9 +277,7 @@ MARGINS = tuple(round(0.01 * i, 2) for i in range(21))  # 0.00 ... 0.20
 def grids(family: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """The thresholds (every 0.005, from the family's alert-rule grid to 0.05 past it)
     and margins tried for the best rule at each FPIR."""
-    fam = families.get(family)
-    if fam.name == "dlib":
-        return THRESHOLDS, MARGINS
+    fam = families.get(family)  # dlib's: THRESHOLDS and MARGINS
     first, last = fam.t_grid[0], fam.t_grid[-1] + 0.05
     n = round((last - first) / 0.005) + 1
     return tuple(round(first + 0.005 * i, 3) for i in range(n)), fam.m_grid
