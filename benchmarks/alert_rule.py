@@ -12,7 +12,7 @@
 With --footage: a watchlist of every lfw-dev identity (up to 3 photos each) scanned over
 the shared footage at the default rule and at face_recognition's 0.6 (none of the
 footage's people is on it: every alert is false).
-With --tables: prints frs_cli/tables.py (per-comparison impostor and same-person
+With --tables: prints frs_cli/faces/tables_dlib.py (per-comparison impostor and same-person
 distance distributions: numbers only, never an encoding).
 """
 
@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from frs_cli import calibration  # noqa: E402
+from frs_cli.accuracy import calibration  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,8 +43,8 @@ def encode(lfw: Path, cache: Path) -> tuple[np.ndarray, np.ndarray]:
         return data["names"], data["vectors"]
     from multiprocessing import get_context
 
-    from frs_cli import models
-    from frs_cli.enroll import PhotoJob, encode_photo
+    from frs_cli.faces import models
+    from frs_cli.faces.photos import PhotoJob, encode_photo
 
     jobs = [
         PhotoJob(d.name, str(p))
@@ -191,7 +191,7 @@ def footage(names: np.ndarray, vectors: np.ndarray, folder: Path) -> None:
     import subprocess
     import tempfile
 
-    from frs_cli import models
+    from frs_cli.faces import models
     from frs_cli.watchlist import Watchlist
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -54,8 +54,9 @@ def load(lfw: Path = LFW, cache: Path = CACHE) -> tuple[np.ndarray, np.ndarray, 
         return data["names"], data["photos"], data["vectors"]
     from multiprocessing import get_context
 
-    from frs_cli import files, models
-    from frs_cli.enroll import PhotoJob, encode_photo
+    from frs_cli import files
+    from frs_cli.faces import models
+    from frs_cli.faces.photos import PhotoJob, encode_photo
 
     jobs = [
         PhotoJob(d.name, str(p))
@@ -82,9 +83,9 @@ def load(lfw: Path = LFW, cache: Path = CACHE) -> tuple[np.ndarray, np.ndarray, 
 def _mirrored(path: str) -> np.ndarray | None:
     from PIL import ImageOps
 
-    from frs_cli import images
-    from frs_cli.encode import face_encoding
-    from frs_cli.enroll import find_faces
+    from frs_cli.faces import images
+    from frs_cli.faces.encode import face_encoding
+    from frs_cli.faces.photos import find_faces
 
     photo = images.load_photo(path)
     rgb = np.ascontiguousarray(np.asarray(ImageOps.mirror(_image(photo.rgb))))
@@ -108,7 +109,8 @@ def load_mirrored(
         return np.load(cache)["vectors"]
     from multiprocessing import get_context
 
-    from frs_cli import files, models
+    from frs_cli import files
+    from frs_cli.faces import models
 
     paths = [str(lfw / n / p) for n, p in zip(names.tolist(), photos.tolist(), strict=True)]
     with get_context("fork").Pool(os.cpu_count(), models.preload, ("hog",)) as pool:
@@ -121,7 +123,7 @@ def load_mirrored(
 
 def _arcface_photo(path: str) -> np.ndarray | None:
     """SCRFD's face nearest the middle of the photo, aligned and encoded by ArcFace."""
-    from frs_cli import arcface, images
+    from frs_cli.faces import arcface, images
 
     rgb = images.load_photo(path).rgb
     faces = arcface.detector()(rgb)

@@ -12,7 +12,7 @@ each with wall time, CPU and the peak RSS of the largest process:
   rows compared for every scan;
 - `frs enroll` of `--photos` lfw-dev photos (photos per second).
 Part 2, in this process (one thread, the backend chosen per call; medians):
-- encoding: frs_cli.encode.face_encodings on faces of the shared photos and of Hamilton
+- encoding: frs_cli.faces.encode.face_encodings on faces of the shared photos and of Hamilton
   frames (landmarks, chip and network: what a scan or enrolment pays per face), one face
   per call and in batches of 8, and the network alone on the same chips;
 - CNN detection of a 1280x720 frame (obama-720p.jpg), whole frame, no upsampling.
@@ -37,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scan_speed import CLIPS, DATA, PHOTOS, concat_clip, run  # noqa: E402
 
-from frs_cli import encode, models  # noqa: E402
+from frs_cli.faces import encode, models  # noqa: E402
 from frs_cli.records import Box  # noqa: E402
 
 
@@ -156,7 +156,7 @@ def networks(repeat: int) -> dict:
         )
         alone = [_median_ms(lambda c=c, net=net: net(c), repeat) for c in chips]
         if backend == "onnxruntime":
-            from frs_cli import dlib_dnn
+            from frs_cli.faces import dlib_dnn
 
             parsed = dlib_dnn.read(str(models.model_path(models.RESNET)))
             diff = max(

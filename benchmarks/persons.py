@@ -5,7 +5,7 @@
 
 1. lfw-dev photos shown one by one (benchmarks/lfw_encodings.py): 300 people with two or
    more photos, up to 4 photos each, in a random order, each photo a one-view track
-   through frs_cli.persons.People: labels per person, labels holding two people, and the
+   through frs_cli.scanner.persons.People: labels per person, labels holding two people, and the
    share of pairs of different people merged and of one person's photos split.
 2. The shared footage scanned with --unmatched against a 3-identity watchlist: the labels
    each clip's tracks got (the talking heads each twice, as two files).
@@ -31,14 +31,14 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import lfw_encodings  # noqa: E402
 
-from frs_cli.encode import distances  # noqa: E402
-from frs_cli.persons import MARGIN, SAME_PERSON, People, _overlaps  # noqa: E402
+from frs_cli.faces.encode import distances  # noqa: E402
+from frs_cli.scanner.persons import MARGIN, SAME_PERSON, People, _overlaps  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 
 
 def slideshow(family: str = "dlib", same: float | None = None, margin: float | None = None) -> None:
-    from frs_cli import families
+    from frs_cli.faces import families
 
     fam = families.get(family)
     if family == "arcface":

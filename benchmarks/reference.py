@@ -21,7 +21,7 @@ import dlib
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from frs_cli import models  # noqa: E402  (model files only)
+from frs_cli.faces import models  # noqa: E402  (model files only)
 from frs_cli.watchlist import Watchlist  # noqa: E402
 
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from frs_cli import calibration as C
-from frs_cli import models
-from frs_cli.encode import face_encoding
-from frs_cli.enroll import find_faces
+from frs_cli.accuracy import calibration as C
+from frs_cli.faces import models
+from frs_cli.faces.encode import face_encoding
+from frs_cli.faces.photos import find_faces
 
 root = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw-dev"
 d = np.load(Path.home() / ".cache/frs/lfw-dev-encodings.npz")

@@ -69,8 +69,8 @@ def lfw_statistics() -> dict[str, np.ndarray]:
         return arcface_statistics()
     if STATS.exists():
         return dict(np.load(STATS))
-    from frs_cli import executors
-    from frs_cli.enroll import PhotoJob, encode_photos
+    from frs_cli.faces.photos import PhotoJob, encode_photos
+    from frs_cli.workers import executors
 
     people = [p for p in sorted(LFW.iterdir()) if len(list(p.glob("*.jpg"))) >= 2][:150]
     jobs = [PhotoJob(p.name, str(f)) for p in people for f in sorted(p.glob("*.jpg"))[:3]]
@@ -87,7 +87,7 @@ def lfw_statistics() -> dict[str, np.ndarray]:
 
 
 def encode_photos_one(job):  # type: ignore[no-untyped-def]
-    from frs_cli.enroll import encode_photo
+    from frs_cli.faces.photos import encode_photo
 
     return encode_photo(job, choose="central")
 

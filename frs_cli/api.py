@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any, Literal, overload
 
 from frs_cli.errors import FrsError
-from frs_cli.executors import make_executor
 from frs_cli.records import AnalysisConfig, Appearance, Segment, SegmentResult
-from frs_cli.scanning import Events
-from frs_cli.wallclock import ClockOptions
+from frs_cli.scanner.scanning import Events
+from frs_cli.video.wallclock import ClockOptions
 from frs_cli.watchlist import EnrolReport
 from frs_cli.watchlist import Watchlist as Store
+from frs_cli.workers.executors import make_executor
 
 
 class Watchlist(Store):
@@ -40,7 +40,7 @@ class Watchlist(Store):
         """Enrol the largest face of each photo in `paths` (files, or folders laid out as
         for `frs enroll`), as `name` or the identity the layout gives. One report per
         photo, in order; the audit trail records it like `frs enroll`."""
-        from frs_cli.enroll import enrol_into
+        from frs_cli.watchlist.enroll import enrol_into
 
         stats = enrol_into(self, paths, name, workers, scheduler)
         return [
@@ -75,7 +75,7 @@ class Scan:
         unmatched: bool,
         clock: ClockOptions | None = None,
     ):
-        from frs_cli.scanning import ScanConfig
+        from frs_cli.scanner.scanning import ScanConfig
 
         # An open watchlist is used as it is (and left open); a path is opened and closed.
         self._store = watchlist if isinstance(watchlist, Store) else None
@@ -101,7 +101,8 @@ class Scan:
         return self._run()
 
     def _run(self) -> Iterator[Appearance]:
-        from frs_cli import scan_summary, scanning
+        from frs_cli.scanner import scanning
+        from frs_cli.scanner import summary as scan_summary
 
         cfg = self.config
         scanning.check_rule_options(self.fpir, self.tolerance, cfg.analysis)
@@ -177,7 +178,7 @@ def scan(
     Returns a `Scan` to iterate for `Appearance` records, the same rows as `frs scan`
     writes, in the same order. `watchlist`: a path, or an open `Watchlist` (left open).
     `fpir` (default 0.01) or `tolerance` set the alert rule as `frs scan
-    --fpir/--tolerance` do; `clock` (`frs_cli.wallclock.ClockOptions`) says when files
+    --fpir/--tolerance` do; `clock` (`frs_cli.video.wallclock.ClockOptions`) says when files
     started, as `--clock/--start-time/--clock-from-name` do; `scheduler` runs the work on Dask ("local" or
     an address); `on_progress` is called with `Progress` from another thread."""
     if isinstance(footage, str | Path):
@@ -197,7 +198,7 @@ def read_results(path: str | Path, records: bool = False) -> list[Any]:
     `Appearance.to_dict()` gives them (numbers as numbers, missing values as None), or
     with `records=True` as the `Appearance` records `frs.scan` yields (whose `to_dict()`
     gives the same rows back; crops, detections and encodings are not in a results file)."""
-    from frs_cli.writers import read_rows
+    from frs_cli.results.writers import read_rows
 
     rows = read_rows(Path(path))
     return [_appearance(r) for r in rows] if records else rows
@@ -248,9 +249,9 @@ def evaluate(
     """1:N accuracy on a folder-per-identity photo set with the `encoder` family's
     networks: the figures `frs evaluate --json` writes (see docs/accuracy.md).
     `tolerance`: the threshold to report (default: the family's fixed one, 0.6 for dlib)."""
-    from frs_cli import evaluation as ev
-    from frs_cli import families
-    from frs_cli.executors import ordered_map
+    from frs_cli.accuracy import evaluation as ev
+    from frs_cli.faces import families
+    from frs_cli.workers.executors import ordered_map
 
     family = families.get(encoder)
     family.check()

@@ -1,12 +1,12 @@
 """The `frs` command's entry point: settles the process before anything heavy is imported
-(one BLAS thread per process, before numpy loads: see frs_cli.threads)."""
+(one BLAS thread per process, before numpy loads: see frs_cli.workers.threads)."""
 
 from __future__ import annotations
 
 import os
 import sys
 
-from frs_cli.threads import one_blas_thread
+from frs_cli.workers.threads import one_blas_thread
 
 
 def main() -> None:

@@ -204,10 +204,10 @@ class Appearance:
     second_identity: str | None = None  # the next-nearest identity (the margin is to it)
     face_jpeg: bytes = b""
     frame_jpeg: bytes = b""
-    # The time of day at the file's position 0 (frs_cli.wallclock), None when unknown:
+    # The time of day at the file's position 0 (frs_cli.video.wallclock), None when unknown:
     # rows then give start_wall and end_wall as well as seconds into the file.
     clock_start: dt.datetime | None = None
-    # With --unmatched: who this is across the scan's tracks and files (frs_cli.persons),
+    # With --unmatched: who this is across the scan's tracks and files (frs_cli.scanner.persons),
     # listed or not; rows then have a `person` column.
     person: str | None = None
 
@@ -222,7 +222,7 @@ class Appearance:
         return appearance_row(self)
 
 
-# -- the output schema: the rows frs scan writes (frs_cli.writers writes them) --
+# -- the output schema: the rows frs scan writes (frs_cli.results.writers writes them) --
 _APPEARANCE = (
     "source", "identity", "start_s", "end_s", "start_tc", "end_tc", "best_s",
     "distance", "detections", "track_id", "left", "top", "width", "height",

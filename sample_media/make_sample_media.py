@@ -23,7 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from frs_cli.synthetic import Shot, write_clip  # noqa: E402
+from frs_cli.video.synthetic import Shot, write_clip  # noqa: E402
 
 HOPPER = HERE / "Grace_Hopper.jpg"
 COLLINS = HERE / "Eileen_Collins.png"

@@ -1,6 +1,6 @@
 """Fixtures. Real faces: sample_media/ (public-domain portraits shipped by matplotlib and
 scikit-image, see sample_media/make_sample_media.py) and, when present, ../shared/data.
-Clips are generated here with frs_cli.synthetic: known people at known frames."""
+Clips are generated here with frs_cli.video.synthetic: known people at known frames."""
 
 from __future__ import annotations
 
@@ -86,8 +86,8 @@ def lfw_faces() -> tuple[list[str], object]:
         pytest.skip(f"real footage and photos not found at {SHARED}")
     import numpy as np
 
-    from frs_cli.enroll import PhotoJob, encode_photos
-    from frs_cli.executors import make_executor, ordered_map
+    from frs_cli.faces.photos import PhotoJob, encode_photos
+    from frs_cli.workers.executors import make_executor, ordered_map
 
     people = sorted(p for p in (SHARED / "lfw-dev").iterdir() if p.is_dir())[:500]
     jobs = [PhotoJob(p.name, str(f)) for p in people for f in sorted(p.glob("*.jpg"))]

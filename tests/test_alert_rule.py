@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from conftest import SAMPLE, SHARED, jsonl, needs_shared, run_cli
 
-from frs_cli import calibration as cal
-from frs_cli.calibration import M_GRID, T_GRID, Calibration
+from frs_cli.accuracy import calibration as cal
+from frs_cli.accuracy.calibration import M_GRID, T_GRID, Calibration
 
 DEMO = SAMPLE / "demo.mp4"
 

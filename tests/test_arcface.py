@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import SAMPLE
 
-from frs_cli import arcface, images, weights
+from frs_cli.faces import arcface, images, weights
 
 
 def real_networks() -> None:

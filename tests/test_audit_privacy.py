@@ -6,10 +6,10 @@ import shutil
 import numpy as np
 from conftest import SAMPLE, run_cli
 
-from frs_cli import decode
-from frs_cli.analyse import analyse_segment
 from frs_cli.records import AnalysisConfig
-from frs_cli.scanning import plan_segments
+from frs_cli.scanner.analyse import analyse_segment
+from frs_cli.scanner.scanning import plan_segments
+from frs_cli.video import decode
 
 DEMO = SAMPLE / "demo.mp4"
 

@@ -10,12 +10,13 @@ from conftest import SAMPLE, jsonl, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from frs_cli import decode, images
-from frs_cli.analyse import analyse_segment
 from frs_cli.errors import InputError
+from frs_cli.faces import images
 from frs_cli.records import AnalysisConfig
-from frs_cli.scanning import plan_segments
-from frs_cli.synthetic import Shot, write_clip
+from frs_cli.scanner.analyse import analyse_segment
+from frs_cli.scanner.scanning import plan_segments
+from frs_cli.video import decode
+from frs_cli.video.synthetic import Shot, write_clip
 
 HOPPER = str(SAMPLE / "Grace_Hopper.jpg")
 
@@ -98,7 +99,7 @@ def test_yuv444_video(demo_watchlist, tmp_path):
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv444p"
-        from frs_cli.synthetic import render
+        from frs_cli.video.synthetic import render
 
         shots = [Shot(HOPPER, 5, 24, x=0.1, y=0.05, height=0.9)]
         for i in range(30):
@@ -183,7 +184,7 @@ def test_phone_video_with_rotation_metadata(demo_watchlist, tmp_path):
     clockwise (as phones write it). Faces are found upright; boxes are in displayed pixels."""
     import struct
 
-    from frs_cli.synthetic import render
+    from frs_cli.video.synthetic import render
 
     shots = [Shot(HOPPER, 0, 29, x=0.05, y=0.2, height=0.5)]
     path = tmp_path / "phone.mp4"
@@ -210,7 +211,7 @@ def test_phone_video_with_rotation_metadata(demo_watchlist, tmp_path):
 
 
 def test_10_bit_video(demo_watchlist, tmp_path):
-    from frs_cli.synthetic import render
+    from frs_cli.video.synthetic import render
 
     path = tmp_path / "10bit.mkv"
     shots = [Shot(HOPPER, 5, 24, x=0.1, y=0.05, height=0.9)]

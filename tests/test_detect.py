@@ -6,7 +6,8 @@ import pytest
 from conftest import SAMPLE
 from PIL import Image
 
-from frs_cli import analyse, detect, models
+from frs_cli.faces import detect, models
+from frs_cli.scanner import analyse
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import time
 import pytest
 from conftest import SAMPLE, SHARED, run_cli
 
-from frs_cli.synthetic import Shot, write_clip
+from frs_cli.video.synthetic import Shot, write_clip
 
 distributed = pytest.importorskip("dask.distributed", reason="dask[distributed] is not installed")
 pytestmark = pytest.mark.slow

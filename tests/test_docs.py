@@ -4,7 +4,7 @@ columns in docs match the schema in the code."""
 from conftest import ROOT, run_cli
 
 from frs_cli.cli import cli
-from frs_cli.writers import APPEARANCE_COLUMNS, DETECTION_COLUMNS
+from frs_cli.results.writers import APPEARANCE_COLUMNS, DETECTION_COLUMNS
 
 README = (ROOT / "README.md").read_text()
 DESIGN = (ROOT / "docs" / "design.md").read_text()
@@ -41,7 +41,7 @@ def test_doctor_names_the_dlib_build_and_models():
 
 
 def test_doctor_fails_when_models_are_missing(monkeypatch, tmp_path):
-    from frs_cli import models
+    from frs_cli.faces import models
 
     monkeypatch.setenv("FRS_MODELS_DIR", str(tmp_path))
     models.encoder_model_id.cache_clear()

@@ -11,9 +11,9 @@ import pytest
 from conftest import SAMPLE, run_cli
 from PIL import Image
 
-from frs_cli import models
-from frs_cli.enroll import collect_jobs, identity_from_filename
+from frs_cli.faces import models
 from frs_cli.watchlist import Watchlist
+from frs_cli.watchlist.enroll import collect_jobs, identity_from_filename
 
 HOPPER = SAMPLE / "Grace_Hopper.jpg"
 COLLINS = SAMPLE / "Eileen_Collins.png"

@@ -12,8 +12,8 @@ import pytest
 from conftest import SAMPLE, SHARED, needs_shared, run_cli
 from PIL import Image, ImageOps
 
-from frs_cli import models
-from frs_cli.evaluation import Search, at_fpir, fnir, fpir, precision, rank1_rate
+from frs_cli.accuracy.evaluation import Search, at_fpir, fnir, fpir, precision, rank1_rate
+from frs_cli.faces import models
 
 
 def searches() -> list[Search]:

@@ -17,8 +17,10 @@ from PIL import Image
 from test_arcface import real_networks
 
 import frs_cli as frs
-from frs_cli import calibration, families, persons
+from frs_cli.accuracy import calibration
 from frs_cli.errors import UsageError, WatchlistError
+from frs_cli.faces import families
+from frs_cli.scanner import persons
 
 DEMO = SAMPLE / "demo.mp4"
 PHOTOS = (SAMPLE / "Grace_Hopper.jpg", SAMPLE / "Eileen_Collins.png")

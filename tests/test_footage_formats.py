@@ -1,4 +1,4 @@
-"""Footage of other sizes, frame rates and timings: clips generated here (frs_cli.synthetic)
+"""Footage of other sizes, frame rates and timings: clips generated here (frs_cli.video.synthetic)
 with Grace Hopper on screen for a known span of frames."""
 
 from fractions import Fraction
@@ -6,7 +6,7 @@ from fractions import Fraction
 import pytest
 from conftest import SAMPLE, jsonl, run_cli
 
-from frs_cli.synthetic import Shot, write_clip
+from frs_cli.video.synthetic import Shot, write_clip
 
 HOPPER = str(SAMPLE / "Grace_Hopper.jpg")
 

@@ -5,7 +5,7 @@ import hashlib
 import os
 import shutil
 
-from frs_cli import models
+from frs_cli.faces import models
 
 
 def test_encoder_id_is_cached_per_weights_file(tmp_path, monkeypatch):

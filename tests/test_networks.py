@@ -15,7 +15,7 @@ import pytest
 from conftest import SAMPLE, SHARED, needs_shared, run_cli
 from PIL import Image
 
-from frs_cli import detect, dlib_dnn, encode, models
+from frs_cli.faces import detect, dlib_dnn, encode, models
 from frs_cli.records import Box
 
 pytest.importorskip("onnxruntime", reason="ONNX Runtime not installed: dlib runs both networks")

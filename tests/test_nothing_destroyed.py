@@ -22,8 +22,11 @@ from conftest import ROOT, SAMPLE, run_cli
 from PIL import Image
 
 import frs_cli as frs
-from frs_cli import audit, files, scanning, writers
+from frs_cli import files
 from frs_cli.errors import UsageError
+from frs_cli.results import writers
+from frs_cli.scanner import scanning
+from frs_cli.watchlist import audit
 
 CLIP = SAMPLE / "demo.mp4"
 HOPPER = SAMPLE / "Grace_Hopper.jpg"
@@ -192,7 +195,7 @@ def test_ctrl_c_in_enroll_is_130_and_audited(tmp_path):
 
 def test_ctrl_c_just_after_a_photo_is_added_still_counts_it(tmp_path, monkeypatch):
     """The race the test above hit now and then in CI: the watchlist held 5, the record said 4."""
-    from frs_cli import enroll
+    from frs_cli.watchlist import enroll
 
     with frs.Watchlist.create(tmp_path / "w.db") as w:
         add = w.add_faces
@@ -450,7 +453,7 @@ def test_escape_sequences_in_names_are_never_printed_raw(wl, tmp_path):
 def test_a_process_limit_is_one_line(monkeypatch):
     from concurrent.futures import ProcessPoolExecutor
 
-    from frs_cli.executors import ProcessExecutor
+    from frs_cli.workers.executors import ProcessExecutor
 
     def refused(self, fn, *args, **kwargs):
         raise BlockingIOError(11, "Resource temporarily unavailable")

@@ -20,9 +20,12 @@ import numpy as np
 import pytest
 from conftest import SAMPLE, jsonl, run_cli
 
-from frs_cli import audit, persons, report, wallclock
 from frs_cli.records import Appearance, Box
-from frs_cli.synthetic import Shot, write_clip
+from frs_cli.results import report
+from frs_cli.scanner import persons
+from frs_cli.video import wallclock
+from frs_cli.video.synthetic import Shot, write_clip
+from frs_cli.watchlist import audit
 
 CLIP = SAMPLE / "demo.mp4"  # 8 s, 640x360: Grace Hopper twice, Eileen Collins once
 HOPPER = SAMPLE / "Grace_Hopper.jpg"
@@ -124,7 +127,7 @@ def test_a_clip_finds_a_small_face_with_the_scans_min_face(wl, tmp_path):
 
 # -- 3. a date out of range in a file's tags --------------------------------------------
 def test_a_creation_time_out_of_range_is_a_warning_for_that_file(wl, short, tmp_path, monkeypatch):
-    from frs_cli import decode
+    from frs_cli.video import decode
 
     files = [tmp_path / "a.mp4", tmp_path / "b.mp4", tmp_path / "c.mp4"]
     for path in files:
@@ -192,7 +195,7 @@ def test_a_name_with_markup_reaches_the_terminal_as_it_is():
     from rich.console import Console
 
     from frs_cli.cli.evaluate import _console, _print_groups
-    from frs_cli.progress import ScanProgress
+    from frs_cli.scanner.progress import ScanProgress
 
     screen = io.StringIO()
     progress = ScanProgress(False, console=Console(file=screen, force_terminal=True, width=200))
@@ -396,8 +399,8 @@ def test_unwritable_places_are_one_line(wl, short, read_only_folder, tmp_path):
 
 # -- 16. terminal escape sequences ------------------------------------------------------
 def test_names_reach_the_terminal_escaped(tmp_path, capsys):
-    from frs_cli import scanning
     from frs_cli.cli.scan import _print_summary
+    from frs_cli.scanner import scanning
 
     stats = scanning.ScanStats(inputs=[{"path": "a\x1b]0;owned\x07.mp4", "times": "derived"}])
     _print_summary(stats, scanning.ScanConfig(inputs=(), watchlist=tmp_path / "w.db"))
@@ -412,17 +415,17 @@ def test_names_reach_the_terminal_escaped(tmp_path, capsys):
 
 # -- 17. smaller ones ---------------------------------------------------------------------
 def test_enroll_starts_no_more_workers_than_cores(tmp_path, monkeypatch):
-    import frs_cli.enroll
+    import frs_cli.watchlist.enroll
     from frs_cli.cli import base
 
     asked = []
 
     def record(wl, paths, name, workers, *args, **kwargs):
         asked.append(workers)
-        return frs_cli.enroll.EnrolStats()
+        return frs_cli.watchlist.enroll.EnrolStats()
 
     monkeypatch.setattr(base, "_default_workers", lambda: 2)
-    monkeypatch.setattr(frs_cli.enroll, "enrol_into", record)
+    monkeypatch.setattr(frs_cli.watchlist.enroll, "enrol_into", record)
     run_cli("enroll", "-q", "-w", tmp_path / "w.db", "--workers", "4", HOPPER)
     assert asked == [2]
 

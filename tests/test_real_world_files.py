@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, SAMPLE, jsonl, run_cli
 
-from frs_cli import decode, progress_report
 from frs_cli.records import AnalysisConfig
-from frs_cli.scanning import plan_segments
-from frs_cli.synthetic import Shot, write_clip
+from frs_cli.scanner.scanning import plan_segments
+from frs_cli.video import decode
+from frs_cli.video.synthetic import Shot, write_clip
+from frs_cli.workers import progress_report
 
 HOPPER = str(SAMPLE / "Grace_Hopper.jpg")
 FPS = 25
@@ -150,7 +151,7 @@ def damaged(tmp_path) -> Path:
     """A watchlist of 3,000 faces with 4 KiB overwritten in the middle."""
     import numpy as np
 
-    from frs_cli import models
+    from frs_cli.faces import models
     from frs_cli.watchlist import Watchlist
 
     path = tmp_path / "damaged.db"
@@ -224,7 +225,7 @@ def test_out_to_dev_null_and_to_a_fifo(demo_watchlist, tmp_path):
 # -- one file's crash fails that file only --------------------------------------------
 def crashing_segment(segment):
     """analyse_segment, except that a file named crash*.mp4 breaks it."""
-    from frs_cli.analyse import analyse_segment
+    from frs_cli.scanner.analyse import analyse_segment
 
     if Path(segment.path).name.startswith("crash"):
         if os.environ.get("FRS_TEST_HARD_CRASH"):
@@ -243,7 +244,7 @@ def test_an_unexpected_error_fails_only_that_file(
     good = tmp_path / "good.mp4"
     shutil.copy(SAMPLE / "demo.mp4", crash)
     shutil.copy(SAMPLE / "demo.mp4", good)
-    monkeypatch.setattr("frs_cli.scanning.analyse_segment", crashing_segment)
+    monkeypatch.setattr("frs_cli.scanner.scanning.analyse_segment", crashing_segment)
     if hard:
         monkeypatch.setenv("FRS_TEST_HARD_CRASH", "1")
     result = run_cli(
@@ -274,8 +275,8 @@ def test_no_traceback_at_the_top_level_without_frs_debug(monkeypatch, tmp_path):
 
 # -- progress while a segment runs ---------------------------------------------------
 def test_pool_workers_report_progress_while_a_segment_runs(corpus, monkeypatch):
-    from frs_cli.analyse import analyse_segment
-    from frs_cli.executors import ProcessExecutor
+    from frs_cli.scanner.analyse import analyse_segment
+    from frs_cli.workers.executors import ProcessExecutor
 
     monkeypatch.setattr(progress_report, "INTERVAL_S", 0.05)  # inherited by the fork
     info = decode.probe(str(corpus / "plain.mp4"))

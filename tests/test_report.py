@@ -11,7 +11,7 @@ import subprocess
 import pytest
 from conftest import SAMPLE, jsonl, run_cli
 
-from frs_cli.views import safe_name
+from frs_cli.faces.views import safe_name
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")

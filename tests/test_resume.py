@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, SAMPLE, run_cli
 
 from frs_cli.records import APPEARANCE_COLUMNS
-from frs_cli.synthetic import Shot, write_clip
+from frs_cli.video.synthetic import Shot, write_clip
 
 HOPPER = str(SAMPLE / "Grace_Hopper.jpg")
 COLLINS = str(SAMPLE / "Eileen_Collins.png")

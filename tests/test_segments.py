@@ -5,7 +5,6 @@ from fractions import Fraction
 
 import numpy as np
 
-from frs_cli.decode import VideoInfo
 from frs_cli.records import (
     AnalysisConfig,
     Box,
@@ -15,8 +14,9 @@ from frs_cli.records import (
     Sighting,
     Track,
 )
-from frs_cli.scanning import join_segments, plan_segments
+from frs_cli.scanner.scanning import join_segments, plan_segments
 from frs_cli.timecode import Clock
+from frs_cli.video.decode import VideoInfo
 
 TB = Fraction(1, 1000)  # pts in milliseconds
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from frs_cli import calibration as cal
-from frs_cli.encode import distances
+from frs_cli.accuracy import calibration as cal
+from frs_cli.faces.encode import distances
 
 TARGET = 0.05  # ~430 gallery identities: ~430 leave-identity-out searches, 1/TARGET * 21
 

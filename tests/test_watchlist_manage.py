@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, SAMPLE, run_cli
 from PIL import Image
 
-from frs_cli import models
+from frs_cli.faces import models
 from frs_cli.watchlist import Watchlist
 
 

@@ -1,5 +1,5 @@
 """Whole-frame searches for new faces: with a fixed camera only where the picture changed
-(frs_cli/changes.py), at 1080p and up with a moving one in two passes (wholeframe.py):
+(frs_cli/scanner/changes.py), at 1080p and up with a moving one in two passes (wholeframe.py):
 the same faces at the same frames, far less work; `--exhaustive` for dlib's full search."""
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ import pytest
 from conftest import SAMPLE, jsonl, run_cli
 from PIL import Image
 
-from frs_cli import analyse, changes, decode, detect, models, synthetic, wholeframe
+from frs_cli.faces import detect, models
 from frs_cli.records import AnalysisConfig, Box, Segment
+from frs_cli.scanner import analyse, changes, wholeframe
+from frs_cli.video import decode, synthetic
 
 
 def test_grow_is_a_square_dilation():

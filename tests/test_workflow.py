@@ -12,9 +12,9 @@ import pytest
 from conftest import SAMPLE, SHARED, jsonl, needs_shared, run_cli
 
 import frs_cli as frs
-from frs_cli import wallclock
 from frs_cli.errors import UsageError
-from frs_cli.synthetic import Shot, write_clip
+from frs_cli.video import wallclock
+from frs_cli.video.synthetic import Shot, write_clip
 
 HOPPER = str(SAMPLE / "Grace_Hopper.jpg")
 
@@ -249,7 +249,7 @@ def test_people_are_labelled_across_tracks_and_two_faces_in_a_frame_never_share(
 
 
 def test_people_by_hand():
-    from frs_cli.persons import People
+    from frs_cli.scanner.persons import People
 
     a = np.zeros((2, 128))
     b = np.zeros((1, 128))
@@ -295,7 +295,7 @@ def test_one_person_split_across_two_files_shares_one_label(demo_watchlist, tmp_
 def test_evidence_clips_one_playable_clip_per_appearance(demo_watchlist, tagged, tmp_path):
     import av
 
-    from frs_cli import clips
+    from frs_cli.results import clips
 
     out = tmp_path / "hits.jsonl"
     run_cli("scan", "-q", "-w", demo_watchlist, "--format", "jsonl", "--out", out, tagged, DEMO)

@@ -6,7 +6,7 @@ import json
 from fractions import Fraction
 
 from frs_cli.records import Appearance, Box
-from frs_cli.writers import (
+from frs_cli.results.writers import (
     APPEARANCE_COLUMNS,
     DETECTION_COLUMNS,
     WRITERS,

@@ -1,6 +1,5 @@
-"""The command line: parse options into frozen configs, run, and turn domain errors into
-one-line messages and exit codes. The only package that imports click: `base.py` holds
-the group and the shared options, one module per command group registers its commands."""
+"""The command line, the only package that imports click: options parsed into frozen
+configs, the work run, domain errors turned into one-line messages and exit codes."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ from frs_cli.files import printable
 )
 def audit_cmd(watchlist: Path | None, fmt: str) -> None:
     """Show the audit trail of a watchlist: every enrol and scan, who ran it, on what."""
-    from frs_cli import audit
+    from frs_cli.watchlist import audit
 
     path = _watchlist_path(watchlist)
     entries = audit.read(path)
@@ -68,7 +68,7 @@ def doctor() -> None:
     import hnswlib  # noqa: F401  (imported to show it loads)
     import numpy
 
-    from frs_cli import models
+    from frs_cli.faces import models
 
     def flag(name: str) -> bool:
         return bool(getattr(dlib, name, False))
@@ -127,7 +127,7 @@ def doctor() -> None:
 def _families() -> list[str]:
     """Each model family: its networks, where their files were found, whether their bytes
     are the pinned ones, and their licence."""
-    from frs_cli import families, weights
+    from frs_cli.faces import families, weights
 
     lines = [
         "family dlib (the default): HOG or CNN detector, 5-point landmarks, ResNet encoder, "

@@ -20,7 +20,7 @@ from frs_cli.errors import (
     EXIT_PARTIAL,
     UsageError,
 )
-from frs_cli.families import NAMES as FAMILY_NAMES
+from frs_cli.faces.families import NAMES as FAMILY_NAMES
 from frs_cli.files import printable
 
 
@@ -56,9 +56,9 @@ def enroll(
     (Ada_Lovelace.jpg, Ada_Lovelace_2.jpg), or, with --name, photos of one person.
     The largest face of each photo is enrolled; photos already enrolled are skipped.
     """
-    from frs_cli import enroll as enrol_mod
-    from frs_cli import families
+    from frs_cli.faces import families
     from frs_cli.watchlist import Watchlist
+    from frs_cli.watchlist import enroll as enrol_mod
     from frs_cli.watchlist.store import peek_model_id
 
     path = _watchlist_path(watchlist)

@@ -14,7 +14,7 @@ from frs_cli.cli.base import (
     cli,
     workers_option,
 )
-from frs_cli.families import NAMES as FAMILY_NAMES
+from frs_cli.faces.families import NAMES as FAMILY_NAMES
 from frs_cli.files import printable
 
 
@@ -100,7 +100,7 @@ def evaluate(
     ones, and the precision of alerts against prevalence.
     """
     from frs_cli import api
-    from frs_cli import evaluation as ev
+    from frs_cli.accuracy import evaluation as ev
 
     files.check_outputs({"--json": json_path, "--plot": plot_path}, [])
     data = api.evaluate(

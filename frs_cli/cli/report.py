@@ -44,7 +44,7 @@ def report(
     The page shows each appearance's face (scan with --crops) beside the enrolment photos
     from the watchlist, with times, distances, a timeline, filters, and verdicts to export.
     """
-    from frs_cli import report as rep
+    from frs_cli.results import report as rep
     from frs_cli.watchlist import Watchlist, watchlist_files
 
     if html_path is None and clips_dir is None:
@@ -111,9 +111,9 @@ def _write_clips(
     from rich.console import Console
     from rich.progress import Progress
 
-    from frs_cli import clips
-    from frs_cli import report as rep
     from frs_cli.errors import InputError
+    from frs_cli.results import clips
+    from frs_cli.results import report as rep
 
     failed = written = unboxed = 0
     taken: set[str] = set()

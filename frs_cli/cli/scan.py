@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from frs_cli import files, settings
+from frs_cli import files
 from frs_cli.cli.base import (
     FORMATS,
     MODELS,
@@ -34,6 +34,7 @@ from frs_cli.errors import (
 )
 from frs_cli.files import printable
 from frs_cli.records import PERSON_COLUMN, AnalysisConfig
+from frs_cli.scanner import settings
 
 
 # -- scan -------------------------------------------------------------------
@@ -217,8 +218,9 @@ def scan(
     identity) as each file completes. Exit code 0: all inputs scanned; 3: some
     failed (one line each on stderr), the rest were scanned; 1: nothing could be done.
     """
-    from frs_cli import scan_summary, scanning
-    from frs_cli.scanning import ScanConfig
+    from frs_cli.scanner import scanning
+    from frs_cli.scanner import summary as scan_summary
+    from frs_cli.scanner.scanning import ScanConfig
 
     scanning.check_rule_options(fpir, tolerance)  # before the pool starts
     wl_path = _watchlist_path(watchlist)
@@ -253,7 +255,7 @@ def scan(
     executor = _executor(scheduler, cfg.workers, cfg.analysis.model)
     stats = None
     try:
-        from frs_cli.progress import ScanProgress
+        from frs_cli.scanner.progress import ScanProgress
         from frs_cli.watchlist import Watchlist
 
         with Watchlist.open(cfg.watchlist, wl_model) as wl:
@@ -299,7 +301,7 @@ def _clock_options(
     clocks: tuple[str, ...], start_time: str | None, pattern: str | None, zone: str | None
 ) -> Any:
     """The analyst's word on clocks, checked before any work (a bad one is exit 2)."""
-    from frs_cli import wallclock
+    from frs_cli.video import wallclock
 
     tz = wallclock.parse_zone(zone) if zone is not None else None
     if pattern is not None:
@@ -325,8 +327,8 @@ def _check_scan_paths(
     the footage, the settings) or another output, and each output's folder exists; the
     crops go nowhere inside the footage's folders; every --clock FILE is one of the
     footage files, and a [[camera]] that matches none of them is said."""
-    from frs_cli import inputs
-    from frs_cli.resume import journal_path
+    from frs_cli.scanner.resume import journal_path
+    from frs_cli.video import inputs
     from frs_cli.watchlist import watchlist_files
 
     read = watchlist_files(cfg.watchlist)
@@ -365,7 +367,7 @@ def _check_scan_paths(
 def _check_regions(cfg: Any, footage: list[Path]) -> None:
     """Before any work: every region of interest lies inside the frames it is for (each
     file's size read from its header; a file that cannot be read is left to the scan)."""
-    from frs_cli import decode
+    from frs_cli.video import decode
 
     for path in footage:
         camera = settings.camera_for(str(path), cfg.cameras)
@@ -383,7 +385,7 @@ def _check_regions(cfg: Any, footage: list[Path]) -> None:
 
 
 def _executor(scheduler: str | None, workers: int, model: str) -> Any:
-    from frs_cli.executors import make_executor
+    from frs_cli.workers.executors import make_executor
 
     return make_executor(workers, model, scheduler)
 
@@ -405,7 +407,7 @@ def _check_resume(out: Path | None, fmt: str, unmatched: bool = False) -> None:
 
 def _journal(out: Path | None, fmt: str, resume: bool, cfg: Any, wl_fingerprint: Any) -> Any:
     """The resume journal for --out files (csv, jsonl); None for stdout and json."""
-    from frs_cli.resume import Journal, journal_path, settings_key
+    from frs_cli.scanner.resume import Journal, journal_path, settings_key
 
     if out is None or fmt == "json" or not _regular(out):
         return None  # stdout, a JSON array, or a device or pipe: nothing to resume from
@@ -466,8 +468,9 @@ def _scan_to(
     closed pipe stops the scan (`stats.output_error`); the rows before stay whole."""
     import io
 
-    from frs_cli import views, writers
-    from frs_cli.scanning import FileOutcome, run_scan
+    from frs_cli.faces import views
+    from frs_cli.results import writers
+    from frs_cli.scanner.scanning import FileOutcome, run_scan
 
     columns: tuple[str, ...]
     if cfg.detections:
@@ -535,8 +538,8 @@ def _scan_to(
 
 
 def _print_summary(stats: Any, cfg: Any) -> None:
-    from frs_cli import calibration
-    from frs_cli.scan_summary import PRECISION_NOTE
+    from frs_cli.accuracy import calibration
+    from frs_cli.scanner.summary import PRECISION_NOTE
     from frs_cli.timecode import format_tc
 
     speed = float(stats.footage_s) / stats.wall_s if stats.wall_s else 0.0

@@ -50,7 +50,8 @@ def _open_for_change(path: Path) -> Any:
 def watchlist_info(watchlist: Path | None, fpir: float) -> None:
     """Identities, faces, encoder, schema, index state, file sizes, and the alert rule
     `frs scan --fpir` would use, with its estimated error rates and how they were found."""
-    from frs_cli import calibration, families
+    from frs_cli.accuracy import calibration
+    from frs_cli.faces import families
     from frs_cli.watchlist import EXACT_LIMIT, Watchlist
 
     path = _watchlist_path(watchlist)
@@ -96,7 +97,7 @@ def watchlist_info(watchlist: Path | None, fpir: float) -> None:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="csv", show_default=True)
 def watchlist_list(watchlist: Path | None, fmt: str) -> None:
     """Identities with their face counts."""
-    from frs_cli import writers
+    from frs_cli.results import writers
     from frs_cli.watchlist import Watchlist
 
     with Watchlist.open(_watchlist_path(watchlist)) as wl:
@@ -111,7 +112,7 @@ def watchlist_list(watchlist: Path | None, fmt: str) -> None:
 @click.argument("name")
 def watchlist_remove(watchlist: Path | None, name: str) -> None:
     """Remove identity NAME and all its faces (the index is updated on next use)."""
-    from frs_cli import audit
+    from frs_cli.watchlist import audit
 
     path = _watchlist_path(watchlist)
     with _open_for_change(path) as wl:
@@ -128,7 +129,7 @@ def watchlist_remove(watchlist: Path | None, name: str) -> None:
 @click.argument("new")
 def watchlist_rename(watchlist: Path | None, old: str, new: str) -> None:
     """Rename identity OLD to NEW, merging into NEW if it exists."""
-    from frs_cli import audit
+    from frs_cli.watchlist import audit
 
     path = _watchlist_path(watchlist)
     with _open_for_change(path) as wl:
@@ -183,7 +184,7 @@ def cohort_add(
     watchlist: Path | None, workers: int | None, quiet: bool, paths: tuple[str, ...]
 ) -> None:
     """Add the largest face of each photo in PATHS (files or folders) to the cohort."""
-    from frs_cli import enroll as enrol_mod
+    from frs_cli.watchlist import enroll as enrol_mod
 
     path = _watchlist_path(watchlist)
     with _open_for_change(path) as wl:
@@ -206,7 +207,7 @@ def cohort_add(
 @watchlist_option
 def cohort_clear(watchlist: Path | None) -> None:
     """Remove every cohort face."""
-    from frs_cli import audit
+    from frs_cli.watchlist import audit
 
     path = _watchlist_path(watchlist)
     with _open_for_change(path) as wl:

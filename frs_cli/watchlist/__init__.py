@@ -1,6 +1,5 @@
-"""The watchlist: SQLite as the source of truth, an hnswlib index as a derived cache
-(docs/design.md, "The watchlist store"). `Watchlist` is the facade the rest of frs uses;
-the files of this package say what each layer holds."""
+"""The watchlist and what is kept beside it: the SQLite store, its hnswlib index, search,
+calibration, enrolment and the audit trail (`Watchlist` is the facade the rest uses)."""
 
 from frs_cli.watchlist.calibrating import CALIBRATION_VERSION
 from frs_cli.watchlist.facade import Watchlist

@@ -1,4 +1,4 @@
-"""The alert rule's calibration for this watchlist (`frs_cli.calibration` computes
+"""The alert rule's calibration for this watchlist (`frs_cli.accuracy.calibration` computes
 it), kept beside the store per generation (`W.calibration.json`, numbers only)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from frs_cli import files
-from frs_cli.calibration import Calibration, Rule
+from frs_cli.accuracy.calibration import Calibration, Rule
 from frs_cli.watchlist.search import Searchable
 from frs_cli.watchlist.store import _now
 
@@ -29,8 +29,8 @@ class Calibrated(Searchable):
     def calibration(self) -> Calibration:
         """What this watchlist says about its error rates (calibration.py): computed once
         per generation and kept beside the store (owner-only; numbers only)."""
-        from frs_cli import calibration as cal
-        from frs_cli import families
+        from frs_cli.accuracy import calibration as cal
+        from frs_cli.faces import families
 
         generation, faces = self.generation, self.face_count()
         family = families.of(self.model_id)
@@ -63,7 +63,7 @@ class Calibrated(Searchable):
 
     def rule(self, target_fpir: float) -> Rule:
         """The alert rule that holds `target_fpir` on this watchlist with the fewest misses."""
-        from frs_cli import calibration as cal
+        from frs_cli.accuracy import calibration as cal
 
         return cal.choose(self.calibration(), target_fpir)
 
@@ -71,8 +71,8 @@ class Calibrated(Searchable):
         """Each face's nearest faces among the watchlist's and then the cohort's (numbered
         after them): exact below EXACT_LIMIT faces, else from the index, and the cohort's
         exactly."""
-        from frs_cli import calibration as cal
-        from frs_cli.encode import distances
+        from frs_cli.accuracy import calibration as cal
+        from frs_cli.faces.encode import distances
 
         if self.size < self.exact_limit:
             return cal.exact_knn(np.concatenate([self.vectors, self.cohort]))

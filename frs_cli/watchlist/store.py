@@ -7,7 +7,7 @@ Files, for a watchlist at `W` (e.g. `watchlist.db`):
 - `W`: SQLite (WAL mode). Tables `meta`, `identities`, `faces` (128 float32 as a BLOB),
   `changes`, `cohort`.
 - `W.hnsw-*` and `W.hnsw.json`: the index (`index.py`), `W.calibration.json`
-  (`calibrating.py`), `W.audit.jsonl` (`frs_cli.audit`), `W.lock`.
+  (`calibrating.py`), `W.audit.jsonl` (`frs_cli.watchlist.audit`), `W.lock`.
 Every file is created owner-only (0600): these are biometric data.
 """
 
@@ -219,7 +219,7 @@ class Store:
         any file that is not a watchlist, and a damaged one (before writing anything into
         it). `model_id`: the encoder's; else the installed weights of the `encoder` family
         (families.py), which is the existing watchlist's own family or, for a new one, dlib."""
-        from frs_cli import families
+        from frs_cli.faces import families
 
         path = Path(path)
         if model_id is None and encoder is not None:
@@ -242,7 +242,7 @@ class Store:
     @classmethod
     def _new(cls, path: Path, model_id: str) -> Self:
         """A new store: file, tables and meta in one transaction, or nothing at all."""
-        from frs_cli import families
+        from frs_cli.faces import families
 
         created = not os.path.lexists(path)
         try:
@@ -300,7 +300,7 @@ class Store:
         return wl
 
     def _check_installed(self) -> None:
-        from frs_cli import families
+        from frs_cli.faces import families
 
         installed = families.of(self.model_id).model_id()
         if self.model_id != installed:
@@ -375,7 +375,7 @@ class Store:
             raise WatchlistError(
                 f"{self.path} has schema version {version}; this frs reads {SCHEMA_VERSION}"
             )
-        from frs_cli import families
+        from frs_cli.faces import families
 
         # Known from here on, without SQLite: the index may be loaded in another thread.
         self._dim = families.of(meta["model_id"]).dim
@@ -425,7 +425,7 @@ class Store:
     def dim(self) -> int:
         """Numbers per encoding: the family's that made this watchlist."""
         if self._dim is None:
-            from frs_cli import families
+            from frs_cli.faces import families
 
             self._dim = families.of(self.model_id).dim
         return self._dim

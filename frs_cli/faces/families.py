@@ -1,0 +1,162 @@
+"""Model families (issue 30): which networks find, align and encode faces, and every
+number that depends on the scale of their distances. A watchlist is made with one family
+(its model id says which) and everything that uses it follows: scan, evaluate, report
+--clips, cohort, the API.
+
+- `dlib` (the default): dlib's HOG (or MMOD CNN) detector, its 5-point landmarks, a
+  150 px chip, the 128-d ResNet encoder of face_recognition (2017); Boost and MIT
+  licences. Euclidean distances around 0.3-0.7.
+- `arcface`: SCRFD-500M finds faces and five landmarks, the face is aligned to the
+  112x112 template and encoded by ArcFace MobileFaceNet (WebFace600K), 512-d of length 1;
+  InsightFace's weights are for non-commercial research use only. Euclidean distances
+  between unit vectors, around 0.8-1.4 (docs/accuracy.md).
+
+Each family's numbers were measured on ../shared/data/lfw-dev (docs/accuracy.md says how).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from frs_cli.errors import UsageError
+from frs_cli.faces import tables_arcface, tables_dlib, weights
+from frs_cli.records import Box
+
+Landmarks = tuple[float, ...]  # five (x, y), flat; empty: none
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    prefix: str  # of a watchlist's model id ("<prefix><digest of the weights>")
+    dim: int  # numbers per encoding
+    detector: str  # the detector a scan uses by default (--model)
+    licence: str
+    # The alert rule's grids (calibration.py): thresholds and margins tried.
+    t_grid: tuple[float, ...]
+    m_grid: tuple[float, ...]
+    # Distance distributions measured on lfw-dev (tables_dlib.py, tables_arcface.py).
+    table_step: float
+    impostor_cdf: tuple[float, ...]
+    genuine_cdf: tuple[float, ...]
+    # Person labels of --unmatched (persons.py): a track joins a person within
+    # `same_person` (mean of nearest views), `person_margin` nearer than anyone else.
+    same_person: float
+    person_margin: float
+    # An enrolment photo this far (median) from its identity's others is flagged.
+    unlike_distance: float
+    fixed_tolerance: float  # `watchlist info`'s fixed-threshold line (face_recognition's 0.6)
+
+    def model_id(self) -> str:
+        """This family's model id on this machine (names the exact weights)."""
+        if self.name == "dlib":
+            from frs_cli.faces import models
+
+            return models.encoder_model_id()
+        return f"{self.prefix}{weights.find('arcface').sha256[:16]}"
+
+    def check(self) -> None:
+        """Raise (ModelsMissing / ModelMissing, which say how to install) unless the
+        family's files are on this machine."""
+        if self.name == "dlib":
+            from frs_cli.faces import models
+
+            models.check("hog")
+            return
+        weights.find("arcface")
+        weights.find("scrfd")
+
+    def encode(
+        self, faces: Sequence[tuple[np.ndarray, Box] | tuple[np.ndarray, Box, Landmarks]]
+    ) -> np.ndarray:
+        """The encodings of faces given as (RGB uint8 image, box), or (image, box, the
+        detector's landmarks: used where the family aligns on them), float32[n, dim]."""
+        if self.name == "dlib":
+            from frs_cli.faces.encode import face_encodings
+
+            return face_encodings([(face[0], face[1]) for face in faces])
+        from frs_cli.faces import arcface
+
+        return arcface.encode_boxes(faces)
+
+
+def _grid(first: float, last: float, step: float) -> tuple[float, ...]:
+    return tuple(round(first + step * i, 2) for i in range(round((last - first) / step) + 1))
+
+
+DLIB = Family(
+    name="dlib",
+    prefix="dlib_resnet_v1:",
+    dim=128,
+    detector="hog",
+    licence="dlib (Boost Software License), its models from face_recognition_models (MIT)",
+    t_grid=_grid(0.30, 0.65, 0.01),
+    m_grid=_grid(0.00, 0.20, 0.01),
+    table_step=tables_dlib.TABLE_STEP,
+    impostor_cdf=tables_dlib.IMPOSTOR_CDF,
+    genuine_cdf=tables_dlib.GENUINE_CDF,
+    same_person=0.45,
+    person_margin=0.05,
+    unlike_distance=0.6,
+    fixed_tolerance=0.6,
+)
+ARCFACE = Family(
+    name="arcface",
+    prefix="arcface_w600k_mbf:",
+    dim=512,
+    detector="scrfd",
+    licence=weights.LICENCE,
+    t_grid=_grid(0.80, 1.35, 0.01),
+    m_grid=_grid(0.00, 0.30, 0.02),
+    table_step=tables_arcface.TABLE_STEP,
+    impostor_cdf=tables_arcface.IMPOSTOR_CDF,
+    genuine_cdf=tables_arcface.GENUINE_CDF,
+    same_person=tables_arcface.SAME_PERSON,
+    person_margin=tables_arcface.PERSON_MARGIN,
+    unlike_distance=tables_arcface.UNLIKE_DISTANCE,
+    fixed_tolerance=tables_arcface.FIXED_TOLERANCE,
+)
+FAMILIES = {f.name: f for f in (DLIB, ARCFACE)}
+NAMES = tuple(FAMILIES)
+
+
+def get(name: str) -> Family:
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise UsageError(f"no model family {name!r}; choose one of {', '.join(NAMES)}") from None
+
+
+def of(model_id: str) -> Family:
+    """The family of a watchlist made with `model_id` (dlib for an unknown prefix: the
+    store's own check then refuses to mix it with anything)."""
+    for family in FAMILIES.values():
+        if model_id.startswith(family.prefix):
+            return family
+    return DLIB
+
+
+def check_detector(model: str) -> None:
+    """Raise (saying how to install) unless the files a scan or enrolment with the
+    detector `model` loads are here."""
+    from frs_cli.faces import models
+
+    models.check(model)
+    if model == "scrfd":
+        ARCFACE.check()
+
+
+def preload(model: str) -> None:
+    """Load what a worker with the detector `model` needs, e.g. before forking workers
+    so that each inherits it (SCRFD's workers serve arcface watchlists: its encoder too)."""
+    from frs_cli.faces import models
+
+    models.preload(model)
+    if model == "scrfd":
+        from frs_cli.faces import arcface
+
+        arcface.detector()
+        arcface.encoder()
