@@ -12,7 +12,7 @@
 With --footage: a watchlist of every lfw-dev identity (up to 3 photos each) scanned over
 the shared footage at the default rule and at face_recognition's 0.6 (none of the
 footage's people is on it: every alert is false).
-With --tables: prints frs_cli/faces/tables_dlib.py (per-comparison impostor and same-person
+With --tables: prints frs_cli/faces/dlib_tables.py (per-comparison impostor and same-person
 distance distributions: numbers only, never an encoding).
 """
 
@@ -43,7 +43,7 @@ def encode(lfw: Path, cache: Path) -> tuple[np.ndarray, np.ndarray]:
         return data["names"], data["vectors"]
     from multiprocessing import get_context
 
-    from frs_cli.faces import models
+    from frs_cli.faces import dlib_models
     from frs_cli.faces.photos import PhotoJob, encode_photo
 
     jobs = [
@@ -52,7 +52,7 @@ def encode(lfw: Path, cache: Path) -> tuple[np.ndarray, np.ndarray]:
         for p in sorted(d.glob("*.jpg"))[:3]
     ]
     started = time.time()
-    with get_context("fork").Pool(os.cpu_count(), initializer=models.preload) as pool:
+    with get_context("fork").Pool(os.cpu_count(), initializer=dlib_models.preload) as pool:
         results = pool.map(functools.partial(encode_photo, choose="central"), jobs, 16)
     kept = [r for r in results if r.vector is not None]
     names = np.array([r.job.identity for r in kept])
@@ -191,12 +191,12 @@ def footage(names: np.ndarray, vectors: np.ndarray, folder: Path) -> None:
     import subprocess
     import tempfile
 
-    from frs_cli.faces import models
+    from frs_cli.faces import dlib_models
     from frs_cli.watchlist import Watchlist
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "lfw.db"
-        with Watchlist.create(path, models.encoder_model_id()) as wl:
+        with Watchlist.create(path, dlib_models.encoder_model_id()) as wl:
             wl.add_vectors([str(n) for n in names], vectors, source="lfw-dev")
         clips = sorted(str(p) for p in folder.glob("*.mp4"))
         for extra in ([], ["--tolerance", "0.6"]):

@@ -55,7 +55,7 @@ def load(lfw: Path = LFW, cache: Path = CACHE) -> tuple[np.ndarray, np.ndarray, 
     from multiprocessing import get_context
 
     from frs_cli import files
-    from frs_cli.faces import models
+    from frs_cli.faces import dlib_models
     from frs_cli.faces.photos import PhotoJob, encode_photo
 
     jobs = [
@@ -64,7 +64,7 @@ def load(lfw: Path = LFW, cache: Path = CACHE) -> tuple[np.ndarray, np.ndarray, 
         for p in sorted(d.glob("*.jpg"))
     ]
     started = time.time()
-    with get_context("fork").Pool(os.cpu_count(), models.preload, ("hog",)) as pool:
+    with get_context("fork").Pool(os.cpu_count(), dlib_models.preload, ("hog",)) as pool:
         results = pool.map(functools.partial(encode_photo, choose="central"), jobs, 16)
     kept = [r for r in results if r.vector is not None]
     names = np.array([r.job.identity for r in kept])
@@ -84,7 +84,7 @@ def _mirrored(path: str) -> np.ndarray | None:
     from PIL import ImageOps
 
     from frs_cli.faces import images
-    from frs_cli.faces.encode import face_encoding
+    from frs_cli.faces.dlib_encoder import face_encoding
     from frs_cli.faces.photos import find_faces
 
     photo = images.load_photo(path)
@@ -110,10 +110,10 @@ def load_mirrored(
     from multiprocessing import get_context
 
     from frs_cli import files
-    from frs_cli.faces import models
+    from frs_cli.faces import dlib_models
 
     paths = [str(lfw / n / p) for n, p in zip(names.tolist(), photos.tolist(), strict=True)]
-    with get_context("fork").Pool(os.cpu_count(), models.preload, ("hog",)) as pool:
+    with get_context("fork").Pool(os.cpu_count(), dlib_models.preload, ("hog",)) as pool:
         found = pool.map(_mirrored, paths, 16)
     out = np.array([f if f is not None else v for f, v in zip(found, vectors, strict=True)])
     with files.replacing(cache, binary=True) as f:

@@ -12,7 +12,7 @@ each with wall time, CPU and the peak RSS of the largest process:
   rows compared for every scan;
 - `frs enroll` of `--photos` lfw-dev photos (photos per second).
 Part 2, in this process (one thread, the backend chosen per call; medians):
-- encoding: frs_cli.faces.encode.face_encodings on faces of the shared photos and of Hamilton
+- encoding: frs_cli.faces.dlib_encoder.face_encodings on faces of the shared photos and of Hamilton
   frames (landmarks, chip and network: what a scan or enrolment pays per face), one face
   per call and in batches of 8, and the network alone on the same chips;
 - CNN detection of a 1280x720 frame (obama-720p.jpg), whole frame, no upsampling.
@@ -37,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scan_speed import CLIPS, DATA, PHOTOS, concat_clip, run  # noqa: E402
 
-from frs_cli.faces import encode, models  # noqa: E402
+from frs_cli.faces import dlib_encoder, dlib_models  # noqa: E402
 from frs_cli.records import Box  # noqa: E402
 
 
@@ -64,7 +64,7 @@ def _faces() -> list[tuple[np.ndarray, Box]]:
         images += [
             f.to_ndarray(format="rgb24") for i, f in enumerate(c.decode(video=0)) if i % 40 == 0
         ]
-    detector = models.hog_detector()
+    detector = dlib_models.hog_detector()
     faces = []
     for img in images:
         for r in detector(img, 1):
@@ -137,20 +137,22 @@ def networks(repeat: int) -> dict:
     frame = np.asarray(Image.open(DATA / "faces" / "obama-720p.jpg").convert("RGB"))
     for backend in ("dlib", "onnxruntime"):
         os.environ["FRS_BACKEND"] = backend
-        encode.face_encodings(faces[:2])  # load
-        one = [_median_ms(lambda f=f: encode.face_encodings([f]), repeat) for f in faces]
+        dlib_encoder.face_encodings(faces[:2])  # load
+        one = [_median_ms(lambda f=f: dlib_encoder.face_encodings([f]), repeat) for f in faces]
         batches = [faces[i : i + 8] for i in range(0, len(faces) - 7, 8)]
-        batch = [_median_ms(lambda b=b: encode.face_encodings(b), repeat) / 8 for b in batches]
-        shapes = [models.shape_predictor()(img, encode._rect(box)) for img, box in faces]
+        batch = [
+            _median_ms(lambda b=b: dlib_encoder.face_encodings(b), repeat) / 8 for b in batches
+        ]
+        shapes = [dlib_models.shape_predictor()(img, dlib_encoder._rect(box)) for img, box in faces]
         chips = np.stack(
             [
                 np.asarray(dlib.get_face_chip(img, s, 150, 0.25))
                 for (img, _), s in zip(faces, shapes, strict=True)
             ]
         )
-        onnx = models.onnx_encoder()
+        onnx = dlib_models.onnx_encoder()
         net = (
-            models.face_encoder().compute_face_descriptor
+            dlib_models.face_encoder().compute_face_descriptor
             if backend == "dlib"
             else lambda chip, onnx=onnx: onnx(chip[None])
         )
@@ -158,7 +160,7 @@ def networks(repeat: int) -> dict:
         if backend == "onnxruntime":
             from frs_cli.faces import dlib_dnn
 
-            parsed = dlib_dnn.read(str(models.model_path(models.RESNET)))
+            parsed = dlib_dnn.read(str(dlib_models.model_path(dlib_models.RESNET)))
             diff = max(
                 float(np.abs(numpy_encoder(parsed, c) - onnx(c[None])[0]).max()) for c in chips[:5]
             )
@@ -170,7 +172,7 @@ def networks(repeat: int) -> dict:
                 "max_abs_diff_to_onnxruntime": diff,
             }
             print("numpy", json.dumps(out["numpy_encoder"]), flush=True)
-        cnn = models.cnn_detector()
+        cnn = dlib_models.cnn_detector()
         cnn(frame)
         out[backend] = {
             "encode_one_ms": statistics.median(one),

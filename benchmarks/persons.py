@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import lfw_encodings  # noqa: E402
 
-from frs_cli.faces.encode import distances  # noqa: E402
+from frs_cli.faces.distances import distances  # noqa: E402
 from frs_cli.scanner.persons import MARGIN, SAME_PERSON, People, _overlaps  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"

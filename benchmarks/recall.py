@@ -39,7 +39,7 @@ import lfw_encodings  # noqa: E402
 
 from frs_cli.accuracy import calibration  # noqa: E402
 from frs_cli.faces import families  # noqa: E402
-from frs_cli.faces.encode import distances  # noqa: E402
+from frs_cli.faces.distances import distances  # noqa: E402
 
 GENDER = ROOT.parent / "shared" / "data" / "lfw-dev-gender.csv"
 POI = ("Serena_Williams", "John_Ashcroft")

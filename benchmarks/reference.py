@@ -21,7 +21,7 @@ import dlib
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from frs_cli.faces import models  # noqa: E402  (model files only)
+from frs_cli.faces import dlib_models  # noqa: E402  (model files only)
 from frs_cli.watchlist import Watchlist  # noqa: E402
 
 
@@ -32,8 +32,8 @@ def main() -> None:
     parser.add_argument("--tolerance", type=float, default=0.6)
     args = parser.parse_args()
     detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(str(models.model_path(models.SHAPE_5)))
-    encoder = dlib.face_recognition_model_v1(str(models.model_path(models.RESNET)))
+    predictor = dlib.shape_predictor(str(dlib_models.model_path(dlib_models.SHAPE_5)))
+    encoder = dlib.face_recognition_model_v1(str(dlib_models.model_path(dlib_models.RESNET)))
     with Watchlist.open(args.watchlist) as wl:
         container = av.open(args.video)
         stream = container.streams.video[0]

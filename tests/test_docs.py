@@ -41,14 +41,14 @@ def test_doctor_names_the_dlib_build_and_models():
 
 
 def test_doctor_fails_when_models_are_missing(monkeypatch, tmp_path):
-    from frs_cli.faces import models
+    from frs_cli.faces import dlib_models
 
     monkeypatch.setenv("FRS_MODELS_DIR", str(tmp_path))
-    models.encoder_model_id.cache_clear()
+    dlib_models.encoder_model_id.cache_clear()
     try:
         result = run_cli("doctor")
     finally:
-        models.encoder_model_id.cache_clear()
+        dlib_models.encoder_model_id.cache_clear()
     assert result.exit_code == 1
     assert (
         "models: MISSING:" in result.stdout

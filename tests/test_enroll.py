@@ -11,7 +11,7 @@ import pytest
 from conftest import SAMPLE, run_cli
 from PIL import Image
 
-from frs_cli.faces import models
+from frs_cli.faces import dlib_models
 from frs_cli.watchlist import Watchlist
 from frs_cli.watchlist.enroll import collect_jobs, identity_from_filename
 
@@ -46,8 +46,8 @@ def reference_encoding(path: Path) -> np.ndarray:
     """face_recognition.face_encodings(load_image_file(path))[0], written with dlib."""
     rgb = np.asarray(Image.open(path).convert("RGB"))
     rect = max(dlib.get_frontal_face_detector()(rgb, 1), key=lambda r: r.area())
-    shape = models.shape_predictor()(rgb, rect)
-    return np.asarray(models.face_encoder().compute_face_descriptor(rgb, shape, 1), np.float32)
+    shape = dlib_models.shape_predictor()(rgb, rect)
+    return np.asarray(dlib_models.face_encoder().compute_face_descriptor(rgb, shape, 1), np.float32)
 
 
 def stored_vectors(path: Path) -> dict[str, np.ndarray]:

@@ -13,7 +13,7 @@ from conftest import SAMPLE, SHARED, needs_shared, run_cli
 from PIL import Image, ImageOps
 
 from frs_cli.accuracy.evaluation import Search, at_fpir, fnir, fpir, precision, rank1_rate
-from frs_cli.faces import models
+from frs_cli.faces import dlib_models
 
 
 def searches() -> list[Search]:
@@ -121,8 +121,8 @@ def dlib_encoding(path: str) -> np.ndarray | None:
         return None
     h, w = rgb.shape[:2]
     rect = min(rects, key=lambda r: (r.center().x - w / 2) ** 2 + (r.center().y - h / 2) ** 2)
-    shape = models.shape_predictor()(rgb, rect)
-    return np.asarray(models.face_encoder().compute_face_descriptor(rgb, shape, 1), np.float32)
+    shape = dlib_models.shape_predictor()(rgb, rect)
+    return np.asarray(dlib_models.face_encoder().compute_face_descriptor(rgb, shape, 1), np.float32)
 
 
 @needs_shared

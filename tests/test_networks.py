@@ -15,7 +15,7 @@ import pytest
 from conftest import SAMPLE, SHARED, needs_shared, run_cli
 from PIL import Image
 
-from frs_cli.faces import detect, dlib_dnn, encode, models
+from frs_cli.faces import detect, distances, dlib_dnn, dlib_encoder, dlib_models
 from frs_cli.records import Box
 
 pytest.importorskip("onnxruntime", reason="ONNX Runtime not installed: dlib runs both networks")
@@ -52,7 +52,7 @@ def _faces(images: list[np.ndarray]) -> list[tuple[np.ndarray, Box]]:
     frames too, the way frs encodes a followed face."""
     faces = []
     for img in images:
-        for r in models.hog_detector()(img, 1):
+        for r in dlib_models.hog_detector()(img, 1):
             box = Box(r.left(), r.top(), r.width(), r.height())
             faces.append((img, box))
             area = box.expanded(1.0, img.shape[1], img.shape[0])
@@ -67,17 +67,17 @@ def _check_encodings(images: list[np.ndarray], backend) -> int:
     faces = _faces(images)
     assert faces
     backend("dlib")
-    want = encode.face_encodings(faces)
+    want = dlib_encoder.face_encodings(faces)
     backend("onnxruntime")
-    assert models.onnx_encoder() is not None
-    batched = encode.face_encodings(faces)
-    one_by_one = np.stack([encode.face_encoding(img, box) for img, box in faces])
+    assert dlib_models.onnx_encoder() is not None
+    batched = dlib_encoder.face_encodings(faces)
+    one_by_one = np.stack([dlib_encoder.face_encoding(img, box) for img, box in faces])
     for got in (batched, one_by_one):
         assert got.shape == want.shape and got.dtype == np.float32
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
         # every distance between two of these faces the same to 4 decimals
         np.testing.assert_allclose(
-            encode.distances(got, got), encode.distances(want, want), rtol=0, atol=5e-5
+            distances.distances(got, got), distances.distances(want, want), rtol=0, atol=5e-5
         )
     return len(faces)
 
@@ -152,20 +152,20 @@ def test_cnn_scan_rows_equal_dlibs(tmp_path, demo_watchlist, backend):
 
 # -- the reader --------------------------------------------------------------------------
 def test_reader_knows_both_networks():
-    enc = dlib_dnn.read(str(models.model_path(models.RESNET)))
+    enc = dlib_dnn.read(str(dlib_models.model_path(dlib_models.RESNET)))
     assert enc.loss == "loss_metric_2"
     assert enc.layers[0].kind == "input" and enc.layers[0].ints == (150, 150)
     kinds = [layer.kind for layer in enc.layers]
     assert kinds.count("con") == 29 and kinds.count("add_prev") == 14
     assert kinds[-2:] == ["avg_pool", "fc"] and enc.layers[-1].ints == (256, 128)
-    mmod = dlib_dnn.read(str(models.model_path(models.MMOD)))
+    mmod = dlib_dnn.read(str(dlib_models.model_path(dlib_models.MMOD)))
     assert mmod.loss == "loss_mmod_" and mmod.window == (80, 80)
     assert mmod.nms[1] == 1.0 and 0.3 < mmod.nms[0] < 0.4
     assert [layer.kind for layer in mmod.layers[1:]] == ["con", "affine", "relu"] * 6 + ["con"]
 
 
 def test_damaged_and_truncated_files_are_refused_cleanly():
-    data = models.model_path(models.MMOD).read_bytes()
+    data = dlib_models.model_path(dlib_models.MMOD).read_bytes()
     rng = np.random.default_rng(7)
     for cut in [0, 1, 5, 40, 100, 137, 200, *rng.integers(0, len(data), 40), len(data) - 1]:
         with pytest.raises(dlib_dnn.LayoutError):
@@ -181,49 +181,51 @@ def test_damaged_and_truncated_files_are_refused_cleanly():
             with contextlib.suppress(dlib_dnn.LayoutError):
                 dlib_dnn.parse(bytes(damaged))
     with pytest.raises(dlib_dnn.LayoutError):  # another of dlib's files
-        dlib_dnn.parse(models.model_path(models.SHAPE_5).read_bytes()[:4096])
+        dlib_dnn.parse(dlib_models.model_path(dlib_models.SHAPE_5).read_bytes()[:4096])
 
 
 def test_an_unknown_layout_falls_back_to_dlib_with_one_warning(tmp_path, monkeypatch, capsys):
     mine = tmp_path / "models"
     mine.mkdir()
-    for name in (models.SHAPE_5, models.MMOD):
-        shutil.copy(models.model_path(name), mine / name)
-    (mine / models.RESNET).write_bytes(models.model_path(models.RESNET).read_bytes()[:50_000])
+    for name in (dlib_models.SHAPE_5, dlib_models.MMOD):
+        shutil.copy(dlib_models.model_path(name), mine / name)
+    (mine / dlib_models.RESNET).write_bytes(
+        dlib_models.model_path(dlib_models.RESNET).read_bytes()[:50_000]
+    )
     monkeypatch.setenv("FRS_MODELS_DIR", str(mine))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("FRS_BACKEND", raising=False)
-    models.forget()
+    dlib_models.forget()
     try:
-        c = models.choice(models.RESNET)
+        c = dlib_models.choice(dlib_models.RESNET)
         assert c.backend == "dlib" and "could not be converted (the file ends early" in c.why
-        assert models.choice(models.MMOD).backend == "onnxruntime"
-        assert models.onnx_encoder() is None
-        models.warn_fallbacks("cnn")
-        models.warn_fallbacks("hog")
+        assert dlib_models.choice(dlib_models.MMOD).backend == "onnxruntime"
+        assert dlib_models.onnx_encoder() is None
+        dlib_models.warn_fallbacks("cnn")
+        dlib_models.warn_fallbacks("hog")
         err = capsys.readouterr().err
         assert err.count("warning") == 1 and "dlib runs the encoder (slower)" in err
     finally:
         monkeypatch.undo()
-        models.forget()
+        dlib_models.forget()
 
 
 def test_a_damaged_cached_graph_is_built_again(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("FRS_BACKEND", raising=False)
-    models.forget()
+    dlib_models.forget()
     try:
-        graph = models.onnx_graph(models.RESNET)
+        graph = dlib_models.onnx_graph(dlib_models.RESNET)
         graph.write_bytes(graph.read_bytes()[:1000])  # cut short: not a model any more
-        models.forget()
-        assert models.onnx_graph(models.RESNET) == graph  # the parent sees a file there
-        encoder = models.onnx_encoder()
+        dlib_models.forget()
+        assert dlib_models.onnx_graph(dlib_models.RESNET) == graph  # the parent sees a file there
+        encoder = dlib_models.onnx_encoder()
         assert encoder is not None and graph.stat().st_size > 20_000_000
         chip = np.zeros((1, 150, 150, 3), np.uint8)
         assert encoder(chip).shape == (1, 128)
     finally:
         monkeypatch.undo()
-        models.forget()
+        dlib_models.forget()
 
 
 def test_doctor_says_which_backend_runs_each_network(monkeypatch):

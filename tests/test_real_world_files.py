@@ -151,11 +151,11 @@ def damaged(tmp_path) -> Path:
     """A watchlist of 3,000 faces with 4 KiB overwritten in the middle."""
     import numpy as np
 
-    from frs_cli.faces import models
+    from frs_cli.faces import dlib_models
     from frs_cli.watchlist import Watchlist
 
     path = tmp_path / "damaged.db"
-    with Watchlist.create(path, models.encoder_model_id()) as wl:
+    with Watchlist.create(path, dlib_models.encoder_model_id()) as wl:
         rng = np.random.default_rng(0)
         wl.add_vectors([f"P{i}" for i in range(3000)], rng.normal(0, 0.1, (3000, 128)))
     size = path.stat().st_size

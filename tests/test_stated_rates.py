@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from frs_cli.accuracy import calibration as cal
-from frs_cli.faces.encode import distances
+from frs_cli.faces.distances import distances
 
 TARGET = 0.05  # ~430 gallery identities: ~430 leave-identity-out searches, 1/TARGET * 21
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, SAMPLE, run_cli
 from PIL import Image
 
-from frs_cli.faces import models
+from frs_cli.faces import dlib_models
 from frs_cli.watchlist import Watchlist
 
 
@@ -110,11 +110,11 @@ def test_bulk_loaded_encodings_match_like_enrolled_photos(tmp_path, demo_watchli
     ):
         rgb = np.asarray(Image.open(SAMPLE / file).convert("RGB"))
         rect = max(dlib.get_frontal_face_detector()(rgb, 1), key=lambda r: r.area())
-        shape = models.shape_predictor()(rgb, rect)
-        vecs.append(np.asarray(models.face_encoder().compute_face_descriptor(rgb, shape, 1)))
+        shape = dlib_models.shape_predictor()(rgb, rect)
+        vecs.append(np.asarray(dlib_models.face_encoder().compute_face_descriptor(rgb, shape, 1)))
         names.append(name)
     bulk = tmp_path / "bulk.db"
-    with Watchlist.create(bulk, models.encoder_model_id()) as wl:
+    with Watchlist.create(bulk, dlib_models.encoder_model_id()) as wl:
         assert wl.add_vectors(names, np.stack(vecs)) == 2
         assert wl.add_vectors(names, np.stack(vecs)) == 0  # the same vectors again: no-op
     demo = SAMPLE / "demo.mp4"

@@ -10,7 +10,7 @@ import pytest
 from conftest import SAMPLE, jsonl, run_cli
 from PIL import Image
 
-from frs_cli.faces import detect, models
+from frs_cli.faces import detect, dlib_models
 from frs_cli.records import AnalysisConfig, Box, Segment
 from frs_cli.scanner import analyse, changes, wholeframe
 from frs_cli.video import decode, synthetic
@@ -153,9 +153,11 @@ def hd_scene() -> np.ndarray:
 
 
 def test_the_fine_detector_finds_at_half_the_scale_what_the_whole_search_finds():
-    data = models.hog_filters(models._hog_bytes(models.hog_detector()), models.HOG_UPRIGHT)
-    fine = models.hog_filters(
-        models._hog_bytes(models.hog_detector()), models.HOG_UPRIGHT, fine=True
+    data = dlib_models.hog_filters(
+        dlib_models._hog_bytes(dlib_models.hog_detector()), dlib_models.HOG_UPRIGHT
+    )
+    fine = dlib_models.hog_filters(
+        dlib_models._hog_bytes(dlib_models.hog_detector()), dlib_models.HOG_UPRIGHT, fine=True
     )
     # Only the geometry differs: cells of 4 px instead of 8, a 40 px window instead of 80
     # (dlib's integers: a length byte, then the value).

@@ -11,7 +11,7 @@ are chosen per watchlist:
   the other identities, as if its person were not on the list.
 - FNIR (misses, per face of a listed person) is estimated from the watchlist's own
   geometry and a table of same-person distances (the family's `GENUINE_CDF`, in
-  faces/tables_dlib.py for dlib): a listed person's face lies at a same-person distance
+  faces/dlib_tables.py for dlib): a listed person's face lies at a same-person distance
   from their photo and must beat the nearest other identity by the margin. Where identities have two or more photos,
   *leave-one-photo-out* searches measure it directly; they are blended in with the
   weight of their number against `PRIOR_SEARCHES` (a few persons of interest with five
@@ -250,7 +250,7 @@ Knn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 def exact_knn(vectors: np.ndarray) -> Knn:
     """Neighbours by brute force: for each probe index, the KNN nearest faces (itself
     included) and their distances, nearest first."""
-    from frs_cli.faces.encode import distances
+    from frs_cli.faces.distances import distances
 
     k = min(KNN, len(vectors))
 

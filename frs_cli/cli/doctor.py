@@ -68,7 +68,7 @@ def doctor() -> None:
     import hnswlib  # noqa: F401  (imported to show it loads)
     import numpy
 
-    from frs_cli.faces import models
+    from frs_cli.faces import dlib_models
 
     def flag(name: str) -> bool:
         return bool(getattr(dlib, name, False))
@@ -84,18 +84,20 @@ def doctor() -> None:
     ]
     ok = True
     try:
-        lines.append(f"models: {models.models_dir()}; encoder {models.encoder_model_id()}")
-        for name in (models.SHAPE_5, models.RESNET, models.MMOD):
-            models.model_path(name)
+        lines.append(
+            f"models: {dlib_models.models_dir()}; encoder {dlib_models.encoder_model_id()}"
+        )
+        for name in (dlib_models.SHAPE_5, dlib_models.RESNET, dlib_models.MMOD):
+            dlib_models.model_path(name)
     except FrsError as err:
         lines.append(f"models: MISSING: {err}")
         ok = False
-    encoder = models.choice(models.RESNET) if ok else None
+    encoder = dlib_models.choice(dlib_models.RESNET) if ok else None
     if encoder is not None:
-        for name in (models.RESNET, models.MMOD):
-            c = models.choice(name)
+        for name in (dlib_models.RESNET, dlib_models.MMOD):
+            c = dlib_models.choice(name)
             runs = "ONNX Runtime" if c.backend == "onnxruntime" else "dlib"
-            lines.append(f"{models.NETWORKS[name]}: {runs} ({c.why})")
+            lines.append(f"{dlib_models.NETWORKS[name]}: {runs} ({c.why})")
     if encoder is not None and encoder.backend == "onnxruntime":
         lines.append(
             "speed: encodings ~9 ms per face and --model cnn ~0.55 s per 1280x720 search on "
@@ -127,7 +129,7 @@ def doctor() -> None:
 def _families() -> list[str]:
     """Each model family: its networks, where their files were found, whether their bytes
     are the pinned ones, and their licence."""
-    from frs_cli.faces import families, weights
+    from frs_cli.faces import arcface_weights, families
 
     lines = [
         "family dlib (the default): HOG or CNN detector, 5-point landmarks, ResNet encoder, "
@@ -136,9 +138,9 @@ def _families() -> list[str]:
     found = []
     for network in ("scrfd", "arcface"):
         try:
-            f = weights.find(network)
+            f = arcface_weights.find(network)
             found.append(f"{network} {f.path} ({f.where}; SHA-256 ok)")
-        except weights.ModelMissing as err:
+        except arcface_weights.ModelMissing as err:
             found.append(f"{network}: {err}")
     lines.append(
         "family arcface: SCRFD-500M detector with five landmarks, ArcFace MobileFaceNet "

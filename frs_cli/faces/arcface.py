@@ -2,7 +2,7 @@
 landmarks (eyes, nose tip, mouth corners), each face is aligned on them to ArcFace's
 112x112 template by a similarity transform, and ArcFace MobileFaceNet (WebFace600K)
 encodes it as 512 numbers of length 1. Both run on ONNX Runtime, one thread, from the
-files `weights.find` checks; loaded once per process.
+files `arcface_weights.find` checks; loaded once per process.
 
 SCRFD's input: RGB, (x - 127.5) / 128, the picture scaled to fit and padded to a
 multiple of 32. Its outputs, per stride 8, 16 and 32 and two anchors per place: a score,
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from frs_cli.faces import weights
+from frs_cli.faces import arcface_weights
 from frs_cli.records import Box
 
 DIM = 512
@@ -56,12 +56,12 @@ def _session(path: Any) -> Any:
 
 @functools.cache
 def detector() -> Detector:
-    return Detector(_session(weights.find("scrfd").path))
+    return Detector(_session(arcface_weights.find("scrfd").path))
 
 
 @functools.cache
 def encoder() -> Encoder:
-    return Encoder(_session(weights.find("arcface").path))
+    return Encoder(_session(arcface_weights.find("arcface").path))
 
 
 class Detector:
@@ -230,9 +230,9 @@ def eyes_chip(rgb: np.ndarray, box: Box) -> np.ndarray:
     from dlib's 5-point landmarks, exact for two points) to the template's eyes."""
     import dlib
 
-    from frs_cli.faces import models
+    from frs_cli.faces import dlib_models
 
-    shape = models.shape_predictor()(
+    shape = dlib_models.shape_predictor()(
         rgb, dlib.rectangle(box.left, box.top, box.right - 1, box.bottom - 1)
     )
     p = np.array([[shape.part(i).x, shape.part(i).y] for i in range(4)], np.float64)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from frs_cli.faces import models
+from frs_cli.faces import dlib_models
 from frs_cli.records import Box, Detection
 
 # dlib's HOG and MMOD face detectors both scan an 80x80 window; the smallest
@@ -34,11 +34,11 @@ Detector = Callable[[np.ndarray, float], list[Detection]]
 @functools.cache
 def _hog_with(filters: tuple[int, ...], max_levels: int | None, fine: bool = False) -> Detector:
     def run(image: np.ndarray, threshold: float = 0.0) -> list[Detection]:
-        detector = models.hog_detector(filters, max_levels, fine)
+        detector = dlib_models.hog_detector(filters, max_levels, fine)
         rects, scores, kinds = detector.run(image, 0, threshold)
         # `kinds` index `filters` (or all five, where the detector could not be cut down);
         # filter 0 is dlib's frontal one, 1-4 profiles and tilts.
-        index = filters if detector.num_detectors == len(filters) else models.HOG_ALL
+        index = filters if detector.num_detectors == len(filters) else dlib_models.HOG_ALL
         return [
             Detection(rect_to_box(r), float(s), frontal=(index[k] == 0))
             for r, s, k in zip(rects, scores, kinds, strict=True)
@@ -48,9 +48,9 @@ def _hog_with(filters: tuple[int, ...], max_levels: int | None, fine: bool = Fal
 
 
 def _cnn(image: np.ndarray, threshold: float = 0.0) -> list[Detection]:
-    # dlib's MMOD detector (on ONNX Runtime where it can run: models.cnn_detector) reports
+    # dlib's MMOD detector (on ONNX Runtime where it can run: dlib_models.cnn_detector) reports
     # windows scoring above 0, as dlib's Python API does; a lower threshold finds no more.
-    found = models.cnn_detector()(image, 0.0)
+    found = dlib_models.cnn_detector()(image, 0.0)
     return [
         Detection(Box(left, top, right - left + 1, bottom - top + 1), float(score))
         for (left, top, right, bottom), score in found
@@ -93,7 +93,7 @@ def rect_to_box(rect: object) -> Box:
 def get(name: str, whole_frame: bool = False, max_levels: int | None = None) -> Detector:
     """The detector for whole-frame searches, or for searches around a followed face.
 
-    HOG searches whole frames with its upright filters only (models.HOG_UPRIGHT); a followed
+    HOG searches whole frames with its upright filters only (dlib_models.HOG_UPRIGHT); a followed
     face is looked for with all five, so that a track holds while the head tilts, and on
     at most `max_levels` pyramid levels (faces of WINDOW_PX * (6/5)**level pixels)."""
     if name == "cnn":
@@ -103,20 +103,20 @@ def get(name: str, whole_frame: bool = False, max_levels: int | None = None) -> 
     if name != "hog":
         raise KeyError(name)
     return (
-        _hog_with(models.HOG_UPRIGHT, None)
+        _hog_with(dlib_models.HOG_UPRIGHT, None)
         if whole_frame
-        else _hog_with(models.HOG_ALL, max_levels)
+        else _hog_with(dlib_models.HOG_ALL, max_levels)
     )
 
 
 def fine(name: str) -> Detector | None:
     """The whole-frame HOG filters on 4-pixel cells: a 40-pixel window, so on an image at
     half the scale they find about the faces the whole-frame search finds, for about half
-    its cost (models.hog_filters; wholeframe.py). None where there is none (CNN, or a dlib
+    its cost (dlib_models.hog_filters; wholeframe.py). None where there is none (CNN, or a dlib
     whose detector file has another layout)."""
-    if name != "hog" or models.hog_detector(models.HOG_UPRIGHT, None, True) is None:
+    if name != "hog" or dlib_models.hog_detector(dlib_models.HOG_UPRIGHT, None, True) is None:
         return None
-    return _hog_with(models.HOG_UPRIGHT, None, True)
+    return _hog_with(dlib_models.HOG_UPRIGHT, None, True)
 
 
 def scale_for(min_face: int, window_px: int = WINDOW_PX) -> float:

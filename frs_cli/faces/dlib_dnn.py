@@ -3,7 +3,7 @@
 `dlib_face_recognition_resnet_model_v1.dat` (the 128-d encoder) and
 `mmod_human_face_detector.dat` (the MMOD CNN detector) are dlib `net_type` objects written
 by dlib's `serialize`. This module reads them into a plain list of layers, in the order
-they compute (input first), so that `frs_cli.faces.onnx_nets` can run the same arithmetic on
+they compute (input first), so that `frs_cli.faces.dlib_onnx` can run the same arithmetic on
 ONNX Runtime. Only the layouts of these two files are known; anything else raises
 `LayoutError` (the caller then uses dlib itself).
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from frs_cli.errors import UsageError
-from frs_cli.faces import tables_arcface, tables_dlib, weights
+from frs_cli.faces import arcface_tables, arcface_weights, dlib_tables
 from frs_cli.records import Box
 
 Landmarks = tuple[float, ...]  # five (x, y), flat; empty: none
@@ -38,7 +38,7 @@ class Family:
     # The alert rule's grids (calibration.py): thresholds and margins tried.
     t_grid: tuple[float, ...]
     m_grid: tuple[float, ...]
-    # Distance distributions measured on lfw-dev (tables_dlib.py, tables_arcface.py).
+    # Distance distributions measured on lfw-dev (dlib_tables.py, arcface_tables.py).
     table_step: float
     impostor_cdf: tuple[float, ...]
     genuine_cdf: tuple[float, ...]
@@ -53,21 +53,21 @@ class Family:
     def model_id(self) -> str:
         """This family's model id on this machine (names the exact weights)."""
         if self.name == "dlib":
-            from frs_cli.faces import models
+            from frs_cli.faces import dlib_models
 
-            return models.encoder_model_id()
-        return f"{self.prefix}{weights.find('arcface').sha256[:16]}"
+            return dlib_models.encoder_model_id()
+        return f"{self.prefix}{arcface_weights.find('arcface').sha256[:16]}"
 
     def check(self) -> None:
         """Raise (ModelsMissing / ModelMissing, which say how to install) unless the
         family's files are on this machine."""
         if self.name == "dlib":
-            from frs_cli.faces import models
+            from frs_cli.faces import dlib_models
 
-            models.check("hog")
+            dlib_models.check("hog")
             return
-        weights.find("arcface")
-        weights.find("scrfd")
+        arcface_weights.find("arcface")
+        arcface_weights.find("scrfd")
 
     def encode(
         self, faces: Sequence[tuple[np.ndarray, Box] | tuple[np.ndarray, Box, Landmarks]]
@@ -75,7 +75,7 @@ class Family:
         """The encodings of faces given as (RGB uint8 image, box), or (image, box, the
         detector's landmarks: used where the family aligns on them), float32[n, dim]."""
         if self.name == "dlib":
-            from frs_cli.faces.encode import face_encodings
+            from frs_cli.faces.dlib_encoder import face_encodings
 
             return face_encodings([(face[0], face[1]) for face in faces])
         from frs_cli.faces import arcface
@@ -95,9 +95,9 @@ DLIB = Family(
     licence="dlib (Boost Software License), its models from face_recognition_models (MIT)",
     t_grid=_grid(0.30, 0.65, 0.01),
     m_grid=_grid(0.00, 0.20, 0.01),
-    table_step=tables_dlib.TABLE_STEP,
-    impostor_cdf=tables_dlib.IMPOSTOR_CDF,
-    genuine_cdf=tables_dlib.GENUINE_CDF,
+    table_step=dlib_tables.TABLE_STEP,
+    impostor_cdf=dlib_tables.IMPOSTOR_CDF,
+    genuine_cdf=dlib_tables.GENUINE_CDF,
     same_person=0.45,
     person_margin=0.05,
     unlike_distance=0.6,
@@ -108,16 +108,16 @@ ARCFACE = Family(
     prefix="arcface_w600k_mbf:",
     dim=512,
     detector="scrfd",
-    licence=weights.LICENCE,
+    licence=arcface_weights.LICENCE,
     t_grid=_grid(0.80, 1.35, 0.01),
     m_grid=_grid(0.00, 0.30, 0.02),
-    table_step=tables_arcface.TABLE_STEP,
-    impostor_cdf=tables_arcface.IMPOSTOR_CDF,
-    genuine_cdf=tables_arcface.GENUINE_CDF,
-    same_person=tables_arcface.SAME_PERSON,
-    person_margin=tables_arcface.PERSON_MARGIN,
-    unlike_distance=tables_arcface.UNLIKE_DISTANCE,
-    fixed_tolerance=tables_arcface.FIXED_TOLERANCE,
+    table_step=arcface_tables.TABLE_STEP,
+    impostor_cdf=arcface_tables.IMPOSTOR_CDF,
+    genuine_cdf=arcface_tables.GENUINE_CDF,
+    same_person=arcface_tables.SAME_PERSON,
+    person_margin=arcface_tables.PERSON_MARGIN,
+    unlike_distance=arcface_tables.UNLIKE_DISTANCE,
+    fixed_tolerance=arcface_tables.FIXED_TOLERANCE,
 )
 FAMILIES = {f.name: f for f in (DLIB, ARCFACE)}
 NAMES = tuple(FAMILIES)
@@ -142,9 +142,9 @@ def of(model_id: str) -> Family:
 def check_detector(model: str) -> None:
     """Raise (saying how to install) unless the files a scan or enrolment with the
     detector `model` loads are here."""
-    from frs_cli.faces import models
+    from frs_cli.faces import dlib_models
 
-    models.check(model)
+    dlib_models.check(model)
     if model == "scrfd":
         ARCFACE.check()
 
@@ -152,9 +152,9 @@ def check_detector(model: str) -> None:
 def preload(model: str) -> None:
     """Load what a worker with the detector `model` needs, e.g. before forking workers
     so that each inherits it (SCRFD's workers serve arcface watchlists: its encoder too)."""
-    from frs_cli.faces import models
+    from frs_cli.faces import dlib_models
 
-    models.preload(model)
+    dlib_models.preload(model)
     if model == "scrfd":
         from frs_cli.faces import arcface
 

@@ -18,8 +18,8 @@ import numpy as np
 from PIL import Image
 
 from frs_cli.errors import InputError
-from frs_cli.faces import detect, images, models
-from frs_cli.faces.encode import face_encoding
+from frs_cli.faces import detect, dlib_models, images
+from frs_cli.faces.dlib_encoder import face_encoding
 from frs_cli.records import Box, Detection
 
 DETECT_SIDE = 1600
@@ -56,7 +56,7 @@ def find_faces(rgb: np.ndarray, choose: str = "largest") -> list[Box]:
         small = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
     if min(small.shape[:2]) < 2:
         return []
-    rects = models.hog_detector()(small, 1)
+    rects = dlib_models.hog_detector()(small, 1)
     boxes = [
         detect.clip_box(
             detect.to_source(Detection(detect.rect_to_box(r), 0.0), scale, scale).box, w, h

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from frs_cli.faces.encode import distances
+from frs_cli.faces.distances import distances
 
 SAME_PERSON = 0.45  # dlib's (each family's: families.py): mean distance of a track's views to a person's nearest views
 MARGIN = 0.05  # ... and this much nearer than to the next person

@@ -6,7 +6,7 @@ changed: changes.py). Where that scaled frame is large (1080p and up at `--min-f
 40: the frame at twice its size, 8.3 million pixels) and the camera moved, the search
 runs in two passes, and so does the quick search between two full ones (at 1280x720):
 dlib's filters on cells of 4 pixels instead of 8 (a 40-pixel window,
-`models.hog_filters`) over the frame at half that scale, which costs about half as much,
+`dlib_models.hog_filters`) over the frame at half that scale, which costs about half as much,
 propose faces down to a score of `PROPOSE_BELOW`; a proposal scoring 0 or more
 is taken as it is, one below 0 only if dlib's own search of the scaled frame finds a face
 there (`CONFIRM_MARGIN` around it). On the street clip's frames the two passes found 63

@@ -72,7 +72,7 @@ class Calibrated(Searchable):
         after them): exact below EXACT_LIMIT faces, else from the index, and the cohort's
         exactly."""
         from frs_cli.accuracy import calibration as cal
-        from frs_cli.faces.encode import distances
+        from frs_cli.faces.distances import distances
 
         if self.size < self.exact_limit:
             return cal.exact_knn(np.concatenate([self.vectors, self.cohort]))

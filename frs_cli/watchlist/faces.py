@@ -25,7 +25,7 @@ from frs_cli.watchlist.store import (
 
 UNLIKE_DISTANCE = 0.6  # dlib's (each family's: families.py); a photo whose median distance to its identity's other photos is
 # above this is reported: on LFW 98.3% of same-person pairs are closer and 99.4% of
-# different-person pairs farther (frs_cli/faces/tables_dlib.py)
+# different-person pairs farther (frs_cli/faces/dlib_tables.py)
 
 
 @dataclass(frozen=True)
@@ -230,7 +230,7 @@ class Faces(Store):
         """Photos that look unlike the rest of their identity (of `names`, or all): e.g. a
         folder of several people's photos enrolled as one identity by its file names."""
         from frs_cli.faces import families
-        from frs_cli.faces.encode import distances
+        from frs_cli.faces.distances import distances
 
         limit = families.of(self.model_id).unlike_distance
         rows = self.conn.execute(

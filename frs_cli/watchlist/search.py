@@ -68,7 +68,7 @@ class Searchable(Indexed):
                     found[q] = self._distinct(np.arange(k), dist[q], self._labels[pos[q]])
         cohort = self.cohort
         if len(cohort):
-            from frs_cli.faces.encode import distances
+            from frs_cli.faces.distances import distances
 
             near = np.sort(distances(queries, cohort), axis=1)[:, : MARGIN_IDENTITIES + 1]
             for q in range(len(queries)):
@@ -117,7 +117,7 @@ class Searchable(Indexed):
 
     def identity_distances(self, views: np.ndarray, name: str) -> np.ndarray:
         """Per view: the distance to the nearest enrolled face of identity `name`."""
-        from frs_cli.faces.encode import distances
+        from frs_cli.faces.distances import distances
 
         self._load()
         assert self._labels is not None and self._face_ids is not None

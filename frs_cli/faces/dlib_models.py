@@ -229,7 +229,7 @@ def shape_predictor() -> Any:
 
 @functools.cache
 def face_encoder() -> Any:
-    """dlib's own encoder (`compute_face_descriptor`); frs_cli.faces.encode uses `onnx_encoder`
+    """dlib's own encoder (`compute_face_descriptor`); frs_cli.faces.dlib_encoder uses `onnx_encoder`
     instead where it can run."""
     import dlib
 
@@ -293,17 +293,17 @@ def onnx_graph(name: str) -> Path:
     """The ONNX graph of dlib's network in model file `name`, from the cache folder (keyed
     by the weights' hash and frs's graph version), built there first if missing. Raises
     frs_cli.faces.dlib_dnn.LayoutError (or ImportError without the `onnx` package to build it)."""
-    from frs_cli.faces import onnx_nets
+    from frs_cli.faces import dlib_onnx
 
     path = model_path(name)
     cached = _cache_dir() / (
-        f"onnx-{Path(name).stem}-{file_digest(path)}-g{onnx_nets.GRAPH_VERSION}.onnx"
+        f"onnx-{Path(name).stem}-{file_digest(path)}-g{dlib_onnx.GRAPH_VERSION}.onnx"
     )
     if cached.is_file():
         return cached
     from frs_cli.faces import dlib_dnn
 
-    model = onnx_nets.build(dlib_dnn.read(str(path)))
+    model = dlib_onnx.build(dlib_dnn.read(str(path)))
     _write_cache(cached, model)
     if not cached.is_file():  # no cache folder: one in the temporary folder, this user's
         private = Path(tempfile.gettempdir()) / f"frs-cache-{os.getuid()}"
@@ -352,12 +352,12 @@ def _onnx_net(name: str, wanted: str) -> Any:
     """The ONNX Runtime runner for `name`, or None where dlib must run it."""
     if _choice(name, wanted).backend != "onnxruntime":
         return None
-    from frs_cli.faces import onnx_nets
+    from frs_cli.faces import dlib_onnx
 
     def make() -> Any:
         if name == RESNET:
-            return onnx_nets.Encoder(onnx_graph(name))
-        return onnx_nets.Detector(model_path(name), onnx_graph(name))
+            return dlib_onnx.Encoder(onnx_graph(name))
+        return dlib_onnx.Detector(model_path(name), onnx_graph(name))
 
     try:
         return make()
@@ -373,7 +373,7 @@ def _onnx_net(name: str, wanted: str) -> Any:
 
 
 def onnx_encoder() -> Any:
-    """frs_cli.faces.onnx_nets.Encoder, or None where dlib runs the encoder."""
+    """frs_cli.faces.dlib_onnx.Encoder, or None where dlib runs the encoder."""
     return _onnx_net(RESNET, _wanted())
 
 

@@ -1,5 +1,5 @@
 """The second family's (ArcFace MobileFaceNet, w600k_mbf.onnx) numbers that depend on
-the scale of its distances, as tables_dlib.py holds dlib's; numbers only, never an encoding.
+the scale of its distances, as dlib_tables.py holds dlib's; numbers only, never an encoding.
 
 Distances are Euclidean between encodings of length 1 (0 to 2; sqrt(2 - 2 cos)).
 Measured by `python benchmarks/alert_rule.py --family arcface --tables` on Labeled Faces

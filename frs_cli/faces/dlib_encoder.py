@@ -3,7 +3,7 @@
 
 dlib finds the landmarks and cuts the chip (`get_face_chip`, what its own
 `compute_face_descriptor` does); the network runs on ONNX Runtime where it can
-(`models.onnx_encoder`: same encodings within 1e-6, ~10x faster than the dlib-bin wheel),
+(`dlib_models.onnx_encoder`: same encodings within 1e-6, ~10x faster than the dlib-bin wheel),
 else on dlib. Several faces are encoded in one call to the network.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from frs_cli.faces import models
+from frs_cli.faces import dlib_models
 from frs_cli.records import Box
 
 
@@ -32,10 +32,10 @@ def face_encodings(faces: Sequence[tuple[np.ndarray, Box]]) -> np.ndarray:
     """The encodings of faces given as (RGB uint8 image, box), as float32[n, 128]."""
     import dlib
 
-    onnx = models.onnx_encoder()
-    shapes = [(image, models.shape_predictor()(image, _rect(box))) for image, box in faces]
+    onnx = dlib_models.onnx_encoder()
+    shapes = [(image, dlib_models.shape_predictor()(image, _rect(box))) for image, box in faces]
     if onnx is None:
-        encoder = models.face_encoder()
+        encoder = dlib_models.face_encoder()
         vectors = [
             encoder.compute_face_descriptor(image, shape, 1, 0.25) for image, shape in shapes
         ]
@@ -43,19 +43,3 @@ def face_encodings(faces: Sequence[tuple[np.ndarray, Box]]) -> np.ndarray:
     rows, cols = onnx.size
     chips = [np.asarray(dlib.get_face_chip(image, shape, rows, 0.25)) for image, shape in shapes]
     return onnx(np.stack(chips) if chips else np.empty((0, rows, cols, 3), np.uint8))
-
-
-def distances(queries: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Euclidean distances between every query and every face, shape (queries, faces),
-    in float64 through one matrix product (|q|^2 + |f|^2 - 2 q.f)."""
-    q = np.asarray(queries, np.float64)
-    f = np.asarray(faces, np.float64)
-    squared = (q**2).sum(1)[:, None] + (f**2).sum(1)[None, :] - 2.0 * q @ f.T
-    return np.sqrt(np.maximum(squared, 0.0))
-
-
-def face_distance(known: np.ndarray, vector: np.ndarray) -> np.ndarray:
-    """Euclidean distances, the measure face_recognition's tolerance 0.6 is meant for."""
-    if len(known) == 0:
-        return np.empty(0, dtype=np.float32)
-    return np.linalg.norm(known - vector, axis=1)
