@@ -2,10 +2,11 @@
 nearest the middle) found and encoded with a model family's networks, for enrolment,
 the cohort and `frs evaluate`.
 
-Detection on photos follows face_recognition's defaults (HOG, upsample once),
-on the photo reduced to `DETECT_SIDE` when it is larger, and the encoding is
-made on the photo itself, so that a watchlist built here matches one built with
-face_recognition.face_encodings.
+With dlib's family, detection on photos follows face_recognition's defaults (HOG,
+upsample once), on the photo reduced to `DETECT_SIDE` when it is larger, and the
+encoding is made on the photo itself, so that a watchlist built here matches one built
+with face_recognition.face_encodings. With ArcFace's, SCRFD finds the faces and their
+landmarks, on which the chosen face is aligned.
 """
 
 from __future__ import annotations

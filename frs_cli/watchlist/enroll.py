@@ -1,5 +1,5 @@
-"""Enrolment: photos in, one face encoding per photo out (photos.py), into the watchlist,
-with a record in its audit trail.
+"""Enrolment: photos in, one face encoding per photo out (faces/photos.py), into the
+watchlist, with a record in its audit trail.
 """
 
 from __future__ import annotations
