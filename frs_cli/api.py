@@ -107,10 +107,13 @@ class Scan:
         cfg = self.config
         scanning.check_rule_options(self.fpir, self.tolerance, cfg.analysis)
         family = scanning.watchlist_family(self._store or cfg.watchlist)
+        family.check_tolerance(self.tolerance)
         cfg = self.config = dataclasses.replace(
             cfg, analysis=cfg.analysis.resolved(family.name, family.detector)
         )
-        executor = make_executor(cfg.workers, cfg.analysis.model, self.scheduler)
+        executor = make_executor(
+            cfg.workers, cfg.analysis.model, self.scheduler, cfg.analysis.encoder
+        )
         events = _Events(self.on_progress)
         stats: scanning.ScanStats | None = None
         finished = False
@@ -255,7 +258,7 @@ def evaluate(
 
     family = families.get(encoder)
     family.check()
-    executor = make_executor(workers or _cores(), family.detector)
+    executor = make_executor(workers or _cores(), family.detector, encoder=family.name)
     try:
         report = ev.run_evaluation(
             Path(dataset), enrol, gallery_share, seed,

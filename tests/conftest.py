@@ -65,6 +65,23 @@ def shared_watchlist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def arc_watchlist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The two sample portraits enrolled with the ArcFace family (skips without its
+    weights)."""
+    from test_arcface import real_networks
+
+    real_networks()
+    path = tmp_path_factory.mktemp("arc") / "arc.db"
+    result = run_cli(
+        "enroll", "-w", path, "--encoder", "arcface",
+        SAMPLE / "Grace_Hopper.jpg", SAMPLE / "Eileen_Collins.png",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "non-commercial research use only" in result.stderr  # said at the first enrolment
+    return path
+
+
 def jsonl(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
@@ -100,3 +117,20 @@ def lfw_faces() -> tuple[list[str], object]:
         executor.shutdown()
     kept = [r for r in results if r.vector is not None]
     return [r.job.identity for r in kept], np.stack([r.vector for r in kept])
+
+
+MADE_UP = "made_up:"  # the model id prefix of `made_up_family`
+
+
+@pytest.fixture
+def made_up_family(monkeypatch: pytest.MonkeyPatch):
+    """A family of hand-built 128-d vectors of any length (dlib's numbers otherwise), for
+    tests of the watchlist's logic with points placed on a line: its model ids start with
+    MADE_UP. Real families refuse vectors of no encoding's length (Family.norms)."""
+    import dataclasses
+
+    from frs_cli.faces import families
+
+    fake = dataclasses.replace(families.DLIB, name="made_up", prefix=MADE_UP, norms=(0.0, 1e6))
+    monkeypatch.setitem(families.FAMILIES, fake.name, fake)
+    return fake

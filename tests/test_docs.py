@@ -43,7 +43,8 @@ def test_doctor_names_the_dlib_build_and_models():
 def test_doctor_fails_when_models_are_missing(monkeypatch, tmp_path):
     from frs_cli.faces import dlib_models
 
-    monkeypatch.setenv("FRS_MODELS_DIR", str(tmp_path))
+    monkeypatch.setenv("FRS_MODELS_DIR", str(tmp_path))  # empty, and no package to fall back on
+    monkeypatch.setattr(dlib_models, "_package_dir", lambda: None)
     dlib_models.encoder_model_id.cache_clear()
     try:
         result = run_cli("doctor")

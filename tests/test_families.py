@@ -26,16 +26,6 @@ DEMO = SAMPLE / "demo.mp4"
 PHOTOS = (SAMPLE / "Grace_Hopper.jpg", SAMPLE / "Eileen_Collins.png")
 
 
-@pytest.fixture(scope="module")
-def arc_watchlist(tmp_path_factory: pytest.TempPathFactory):
-    real_networks()
-    path = tmp_path_factory.mktemp("arc") / "arc.db"
-    result = run_cli("enroll", "-w", path, "--encoder", "arcface", *PHOTOS)
-    assert result.exit_code == 0, result.stderr
-    assert "non-commercial research use only" in result.stderr  # said at the first enrolment
-    return path
-
-
 def appearances(stdout: str) -> list[tuple[str, float, float]]:
     return sorted((r["identity"], r["start_s"], r["end_s"]) for r in jsonl(stdout))
 

@@ -9,7 +9,7 @@ from frs_cli.faces import dlib_models
 
 
 def test_encoder_id_is_cached_per_weights_file(tmp_path, monkeypatch):
-    src = dlib_models.models_dir()
+    src = dlib_models.model_path(dlib_models.RESNET).parent
     mine = tmp_path / "models"
     mine.mkdir()
     for name in (dlib_models.SHAPE_5, dlib_models.RESNET):
@@ -52,7 +52,8 @@ def forget():
 def test_scan_without_models_is_one_clear_error(demo_watchlist, tmp_path, monkeypatch):
     from conftest import SAMPLE, run_cli
 
-    monkeypatch.setenv("FRS_MODELS_DIR", str(tmp_path))
+    monkeypatch.setenv("FRS_MODELS_DIR", str(tmp_path))  # empty, and no package to fall back on
+    monkeypatch.setattr(dlib_models, "_package_dir", lambda: None)
     forget()
     try:
         for workers in ("1", "2"):

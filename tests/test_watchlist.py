@@ -5,9 +5,13 @@ import os
 
 import numpy as np
 import pytest
+from conftest import MADE_UP
 
 from frs_cli.errors import WatchlistError
 from frs_cli.watchlist import Watchlist
+
+# Points placed by hand (on a line, at any length): a made-up family that takes them.
+pytestmark = pytest.mark.usefixtures("made_up_family")
 
 
 def vectors(n: int, seed: int = 0) -> np.ndarray:
@@ -25,7 +29,7 @@ def fill(wl: Watchlist, n: int, per_identity: int = 2) -> np.ndarray:
 
 
 def test_search_groups_by_identity_and_reports_margin(tmp_path):
-    with Watchlist.create(tmp_path / "wl.db", "m1") as wl:
+    with Watchlist.create(tmp_path / "wl.db", MADE_UP + "m1") as wl:
         v = fill(wl, 6)
         matches = wl.search(v[3] + 0.001)
         assert matches[0].identity == "id1"
@@ -38,7 +42,7 @@ def test_search_groups_by_identity_and_reports_margin(tmp_path):
 
 def test_index_path_matches_exact_search_and_is_a_checked_cache(tmp_path):
     path = tmp_path / "wl.db"
-    with Watchlist.create(path, "m1") as wl:
+    with Watchlist.create(path, MADE_UP + "m1") as wl:
         v = fill(wl, 200)
         exact = wl.search(v[:20] + 0.01)
         wl.exact_limit = 0
@@ -62,9 +66,9 @@ def test_index_path_matches_exact_search_and_is_a_checked_cache(tmp_path):
 
 def test_refuses_another_encoders_watchlist_and_non_watchlists(tmp_path):
     path = tmp_path / "wl.db"
-    Watchlist.create(path, "m1").close()
-    with pytest.raises(WatchlistError, match="was made with encoder m1, not m2"):
-        Watchlist.create(path, "m2")
+    Watchlist.create(path, MADE_UP + "m1").close()
+    with pytest.raises(WatchlistError, match="was made with encoder made_up:m1, not made_up:m2"):
+        Watchlist.create(path, MADE_UP + "m2")
     junk = tmp_path / "junk.db"
     junk.write_text("not sqlite at all " * 100)
     with pytest.raises(WatchlistError, match="is not a watchlist"):
@@ -72,9 +76,9 @@ def test_refuses_another_encoders_watchlist_and_non_watchlists(tmp_path):
 
 
 def test_rejects_non_finite_vectors(tmp_path):
-    with Watchlist.create(tmp_path / "wl.db", "m1") as wl:
+    with Watchlist.create(tmp_path / "wl.db", MADE_UP + "m1") as wl:
         bad = np.full(128, np.nan, np.float32)
-        with pytest.raises(WatchlistError, match="not a finite 128-d vector"):
+        with pytest.raises(WatchlistError, match="not 128 finite numbers of length"):
             wl.add_faces([("x", bad, "s", "p", "[0,0,1,1]")])
         assert wl.face_count() == 0
 
@@ -87,7 +91,7 @@ def on_a_line(*positions: float) -> np.ndarray:
 
 @pytest.mark.parametrize("exact", [True, False])
 def test_views_of_one_face_are_judged_on_their_mean_distance(tmp_path, exact):
-    with Watchlist.create(tmp_path / "wl.db", "m1") as wl:
+    with Watchlist.create(tmp_path / "wl.db", MADE_UP + "m1") as wl:
         if not exact:
             wl.exact_limit = 0  # through the HNSW index
         # a at 0.0 (two photos: 0.0 and 0.05), b at 1.0, c at 3.0
@@ -112,7 +116,7 @@ def test_a_large_stores_labels_are_cached_beside_it_and_checked(tmp_path, monkey
 
     monkeypatch.setattr(Store, "exact_limit", 50)  # "large" from 50 faces
     path = tmp_path / "wl.db"
-    with Watchlist.create(path, "m1") as wl:
+    with Watchlist.create(path, MADE_UP + "m1") as wl:
         wl.add_vectors([f"id{i // 2}" for i in range(120)], vectors(120))
         assert wl.size == 120
         want = (wl._face_ids.copy(), wl._labels.copy(), list(wl._names))

@@ -9,11 +9,13 @@ import sys
 import dlib
 import numpy as np
 import pytest
-from conftest import ROOT, SAMPLE, run_cli
+from conftest import MADE_UP, ROOT, SAMPLE, run_cli
 from PIL import Image
 
 from frs_cli.faces import dlib_models
 from frs_cli.watchlist import Watchlist
+
+pytestmark = pytest.mark.usefixtures("made_up_family")  # hand-made vectors of any length
 
 
 def vectors(n, seed=0):
@@ -22,7 +24,7 @@ def vectors(n, seed=0):
 
 def test_remove_and_rename_with_merge(tmp_path):
     path = tmp_path / "wl.db"
-    with Watchlist.create(path, "m") as wl:
+    with Watchlist.create(path, MADE_UP + "m") as wl:
         v = vectors(6)
         wl.add_vectors(["a", "a", "b", "b", "c", "c"], v)
         assert wl.remove("b") == 2
@@ -35,7 +37,7 @@ def test_remove_and_rename_with_merge(tmp_path):
 
 def test_index_is_extended_and_marked_not_rebuilt(tmp_path):
     path = tmp_path / "wl.db"
-    with Watchlist.create(path, "m") as wl:
+    with Watchlist.create(path, MADE_UP + "m") as wl:
         wl.exact_limit = 0
         v = vectors(300)
         names = [f"p{i // 3}" for i in range(300)]
@@ -56,7 +58,7 @@ def test_index_is_extended_and_marked_not_rebuilt(tmp_path):
 
 def test_verify_reports_tampered_and_truncated_files(tmp_path):
     path = tmp_path / "wl.db"
-    with Watchlist.create(path, "m") as wl:
+    with Watchlist.create(path, MADE_UP + "m") as wl:
         wl.add_vectors(["a", "b"], vectors(2))
         wl.rebuild()
     ok = run_cli("watchlist", "verify", "-w", path)
@@ -129,13 +131,14 @@ import numpy as np
 from frs_cli.watchlist import Watchlist
 path, seed = sys.argv[1], int(sys.argv[2])
 rng = random.Random(seed)
-wl = Watchlist.create(__import__("pathlib").Path(path), "m")
+wl = Watchlist.create(__import__("pathlib").Path(path), "dlib_resnet_v1:m")
 wl.exact_limit = 0
 k = 0
 while True:
     op = rng.random()
     if op < 0.5:
         v = np.random.default_rng(k).normal(0, 0.1, (200, 128)).astype(np.float32)
+        v *= 1.4 / np.linalg.norm(v, axis=1, keepdims=True)  # as long as dlib's encodings
         wl.add_vectors([f"p{k}_{i // 4}" for i in range(200)], v)
         k += 1
     elif op < 0.7 and wl.identities():
@@ -143,7 +146,7 @@ while True:
     elif op < 0.85:
         wl.rebuild()
     else:
-        wl.search(np.zeros(128, np.float32))
+        wl.search(np.full(128, 1.4 / 128**0.5, np.float32))
 """
 
 

@@ -168,6 +168,8 @@ def run_evaluation(
     for person, views in sorted(by_person.items()):
         if len(views) >= 2:
             mean = (views[0][1] + views[1][1]) / 2
+            if families.get(family).unit:  # back on the family's scale (a mean of two unit
+                mean = mean / np.linalg.norm(mean)  # vectors is shorter)
             report.fused.append(_search(person, f"{views[0][0]} + {views[1][0]}",
                                         person in mated_people, mean, gallery, label_arr,
                                         cohort_arr, fused=True))  # fmt: skip

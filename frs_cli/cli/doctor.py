@@ -85,7 +85,8 @@ def doctor() -> None:
     ok = True
     try:
         lines.append(
-            f"models: {dlib_models.models_dir()}; encoder {dlib_models.encoder_model_id()}"
+            f"models: {dlib_models.model_path(dlib_models.RESNET).parent}; encoder "
+            f"{dlib_models.encoder_model_id()}"
         )
         for name in (dlib_models.SHAPE_5, dlib_models.RESNET, dlib_models.MMOD):
             dlib_models.model_path(name)

@@ -65,11 +65,15 @@ def enroll(
     say = _say(quiet)
     made_with = peek_model_id(path)
     if encoder is not None and made_with and families.of(made_with).name != encoder:
+        made = families.of(made_with).name
         raise UsageError(
-            f"{printable(str(path))} is a {families.of(made_with).name} watchlist; --encoder "
-            f"{encoder} needs a new one (encodings of two families cannot be compared)"
+            f"{printable(str(path))} is {'an' if made[0] in 'aeiou' else 'a'} {made} watchlist; "
+            f"--encoder {encoder} needs a new one (encodings of two families cannot be compared)"
         )
-    with Watchlist.create(path, encoder=encoder) as wl:
+    # Every network the enrolment will run, checked before any file is made.
+    families.get(encoder or (families.of(made_with).name if made_with else "dlib")).check()
+    wl = Watchlist.create(path, encoder=encoder)
+    try:
         family = families.of(wl.model_id)
         if family.name != "dlib" and wl.face_count() == 0:
             click.echo(f"note: {family.licence}", err=True)
@@ -79,6 +83,11 @@ def enroll(
         total = wl.face_count()
         people = wl.identity_count()
         unlike = wl.unlike_photos({p["identity"] for p in stats.photos})
+    finally:
+        if wl.discard_if_unused():
+            click.echo(
+                f"{printable(str(path))} was not kept: no face was enrolled into it", err=True
+            )
     for u in unlike:
         say(
             f"unlike: {printable(u.photo)} ({printable(u.identity)}): median distance {u.distance:.2f} to its "

@@ -225,6 +225,7 @@ def scan(
     scanning.check_rule_options(fpir, tolerance)  # before the pool starts
     wl_path = _watchlist_path(watchlist)
     family = scanning.watchlist_family(wl_path)
+    family.check_tolerance(tolerance)
     wl_model = family.model_id()  # the family's weights are here, or one line says how
     cfg = ScanConfig(
         inputs=footage,
@@ -252,7 +253,7 @@ def scan(
     _check_scan_paths(cfg, out, summary_path, crops_dir, settings_path)
     # The workers start first and load their models while this process opens the
     # watchlist and probes the inputs.
-    executor = _executor(scheduler, cfg.workers, cfg.analysis.model)
+    executor = _executor(scheduler, cfg.workers, cfg.analysis.model, cfg.analysis.encoder)
     stats = None
     try:
         from frs_cli.scanner.progress import ScanProgress
@@ -384,10 +385,10 @@ def _check_regions(cfg: Any, footage: list[Path]) -> None:
                 )
 
 
-def _executor(scheduler: str | None, workers: int, model: str) -> Any:
+def _executor(scheduler: str | None, workers: int, model: str, encoder: str) -> Any:
     from frs_cli.workers.executors import make_executor
 
-    return make_executor(workers, model, scheduler)
+    return make_executor(workers, model, scheduler, encoder)
 
 
 def _check_resume(out: Path | None, fmt: str, unmatched: bool = False) -> None:

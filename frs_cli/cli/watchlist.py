@@ -32,10 +32,22 @@ def watchlist() -> None:
     """Inspect and manage a watchlist: info, list, remove, rename, verify, rebuild."""
 
 
-def _open_for_change(path: Path) -> Any:
+def _open_to_encode(path: Path) -> Any:
+    """For a change that encodes photos: this machine must have the exact weights of the
+    family that made the watchlist."""
     from frs_cli.watchlist import Watchlist
 
     return Watchlist.open_installed(path)
+
+
+def _open_to_erase(path: Path) -> Any:
+    """For a change that only deletes or renames: no model is needed (erasing a person
+    never depends on weights that may not be installed, or may not be licensed here),
+    and a face with a damaged vector can still be removed. Every change checks the
+    file's integrity before writing (Store._writing)."""
+    from frs_cli.watchlist import Watchlist
+
+    return Watchlist.open(path, check=False)
 
 
 @watchlist.command("info")
@@ -115,7 +127,7 @@ def watchlist_remove(watchlist: Path | None, name: str) -> None:
     from frs_cli.watchlist import audit
 
     path = _watchlist_path(watchlist)
-    with _open_for_change(path) as wl:
+    with _open_to_erase(path) as wl:
         n = wl.remove(name)
         audit.append(
             path, audit.record("remove", watchlist=wl.fingerprint(), identity=name, faces=n)
@@ -132,7 +144,7 @@ def watchlist_rename(watchlist: Path | None, old: str, new: str) -> None:
     from frs_cli.watchlist import audit
 
     path = _watchlist_path(watchlist)
-    with _open_for_change(path) as wl:
+    with _open_to_erase(path) as wl:
         merged = wl.rename(old, new)
         audit.append(path, audit.record("rename", watchlist=wl.fingerprint(), old=old, new=new))
     click.echo(
@@ -187,7 +199,7 @@ def cohort_add(
     from frs_cli.watchlist import enroll as enrol_mod
 
     path = _watchlist_path(watchlist)
-    with _open_for_change(path) as wl:
+    with _open_to_encode(path) as wl:
         stats = enrol_mod.enrol_into(
             wl, paths, None, _workers(workers, None), say=_say(quiet), cohort=True,
             warn=_say(False),
@@ -210,7 +222,7 @@ def cohort_clear(watchlist: Path | None) -> None:
     from frs_cli.watchlist import audit
 
     path = _watchlist_path(watchlist)
-    with _open_for_change(path) as wl:
+    with _open_to_erase(path) as wl:
         n = wl.clear_cohort()
         audit.append(path, audit.record("cohort-clear", watchlist=wl.fingerprint(), faces=n))
     click.echo(f"removed the cohort ({n} faces) from {printable(str(path))}", err=True)

@@ -2,7 +2,7 @@
 landmarks (eyes, nose tip, mouth corners), each face is aligned on them to ArcFace's
 112x112 template by a similarity transform, and ArcFace MobileFaceNet (WebFace600K)
 encodes it as 512 numbers of length 1. Both run on ONNX Runtime, one thread, from the
-files `arcface_weights.find` checks; loaded once per process.
+bytes `arcface_weights.load` read and checked; loaded once per process.
 
 SCRFD's input: RGB, (x - 127.5) / 128, the picture scaled to fit and padded to a
 multiple of 32. Its outputs, per stride 8, 16 and 32 and two anchors per place: a score,
@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from frs_cli.errors import FrsError
 from frs_cli.faces import arcface_weights
 from frs_cli.records import Box
 
@@ -29,6 +30,15 @@ ANCHORS = 2  # per place and stride
 SCORE = 0.5  # a face: SCRFD's own default
 NMS_IOU = 0.4
 DETECT_SIDE = 640  # the longest side SCRFD sees by default (InsightFace's 640x640)
+# SCRFD-500M's anchors stop at faces about 300-350 px wide in its input: tight crops of
+# three photos (Hopper, Obama, Biden) upscaled so the face is 150-800 px were found up to
+# 300-350 px, none at 400 and above (a 1000 px headshot got no face). Where a picture is
+# large enough to hold a face beyond LARGEST_PX, it is searched again scaled down, so that
+# its largest possible face is COARSE_PX, and again, until every size is covered.
+LARGEST_PX = 300
+COARSE_PX = 256
+COARSE_STEP = 4  # each further pass at most 4x smaller: SCRFD finds 16 px faces surely, so
+# what one pass finds from 16 px up overlaps what the last found up to LARGEST_PX (4 x 16 < 300)
 CHIP = 112
 # Where the five landmarks lie in ArcFace's 112x112 input (InsightFace's template).
 TEMPLATE = np.array(
@@ -44,24 +54,26 @@ class Face:
     landmarks: np.ndarray  # (5, 2): eyes, nose tip, mouth corners, in source pixels
 
 
-def _session(path: Any) -> Any:
+def _session(model: bytes) -> Any:
+    """An ONNX Runtime session built from the model's bytes (those whose hash was checked:
+    a path would be opened again, and could hold other bytes by then)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
 
 
 @functools.cache
 def detector() -> Detector:
-    return Detector(_session(arcface_weights.find("scrfd").path))
+    return Detector(_session(arcface_weights.load("scrfd")[1]))
 
 
 @functools.cache
 def encoder() -> Encoder:
-    return Encoder(_session(arcface_weights.find("arcface").path))
+    return Encoder(_session(arcface_weights.load("arcface")[1]))
 
 
 class Detector:
@@ -82,10 +94,26 @@ class Detector:
     def __call__(
         self, rgb: np.ndarray, side: int = DETECT_SIDE, score: float = SCORE
     ) -> list[Face]:
-        """Faces in an RGB picture, best first. The picture is scaled so that its longest
-        side is at most `side` (never enlarged) and padded to a multiple of 32."""
+        """Faces in an RGB picture, best first, of every size from SCRFD's smallest at
+        the scale that fits the picture's longest side to `side` (never enlarged) up to
+        the whole picture: where a face larger than SCRFD's anchors could be there, the
+        picture is searched again, smaller (`scales`)."""
+        finest, *coarser = scales(rgb.shape[0], rgb.shape[1], side)
+        found = self._search(rgb, finest, score)
+        for scale in coarser:
+            # A face found at a finer scale keeps that finding (its box and landmarks are
+            # the more exact): a coarser pass only adds the faces too large for it.
+            known = np.array([f.box for f in found], np.float64).reshape(-1, 4)
+            found += [
+                f for f in self._search(rgb, scale, score)
+                if not len(known) or _overlaps(np.array(f.box), known).max() <= NMS_IOU
+            ]  # fmt: skip
+        return found
+
+    def _search(self, rgb: np.ndarray, scale: float, score: float) -> list[Face]:
+        """SCRFD's faces in the picture scaled by `scale` (padded to a multiple of 32),
+        in source pixels."""
         height, width = rgb.shape[:2]
-        scale = min(1.0, side / max(height, width))
         w, h = max(1, round(width * scale)), max(1, round(height * scale))
         padded = np.zeros((-(-h // 32) * 32, -(-w // 32) * 32, 3), np.float32)
         small = (
@@ -116,6 +144,17 @@ class Detector:
         ]
 
 
+def scales(height: int, width: int, side: int) -> list[float]:
+    """The scales SCRFD searches a `width` x `height` picture at: the one that fits its
+    longest side to `side` (at most 1), then smaller ones while a face larger than
+    LARGEST_PX at the last one could be in the picture."""
+    longest = max(height, width)
+    found = [min(1.0, side / longest)]
+    while LARGEST_PX / found[-1] < longest:
+        found.append(max(COARSE_PX / longest, found[-1] / COARSE_STEP))
+    return found
+
+
 def suppress(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
     """Greedy non-maximum suppression: the best box, then each next one that overlaps
     none kept by more than `iou`."""
@@ -135,16 +174,31 @@ def suppress(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
     return keep
 
 
+class Unalignable(FrsError):
+    """A face's landmarks are all at one point (or not finite): no transform maps them
+    onto the template, and the face cannot be encoded."""
+
+
+MIN_SPREAD_PX = 0.5  # landmarks closer than this to their mean, on average: one point
+
+
 def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """The 2x3 rotation, uniform scale and shift that best maps points `src` onto `dst`
-    (least squares; Umeyama 1991, without reflection)."""
+    (least squares; Umeyama 1991, without reflection). Unalignable where the points of
+    `src` lie at one point."""
     src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
     mean_s, mean_d = src.mean(axis=0), dst.mean(axis=0)
     s, d = src - mean_s, dst - mean_d
+    spread = float((s**2).sum() / len(src))
+    if not np.isfinite(spread) or spread < MIN_SPREAD_PX**2:
+        raise Unalignable(
+            f"the face's {len(src)} landmarks lie at one point "
+            f"({', '.join(f'{x:.1f},{y:.1f}' for x, y in src[:2])}...): it cannot be aligned"
+        )
     u, sigma, vt = np.linalg.svd(d.T @ s / len(src))
     flip = np.diag([1.0, -1.0 if np.linalg.det(u) * np.linalg.det(vt) < 0 else 1.0])
     rotation = u @ flip @ vt
-    scale = float(np.trace(np.diag(sigma) @ flip)) / float((s**2).sum() / len(src))
+    scale = float(np.trace(np.diag(sigma) @ flip)) / spread
     shift = mean_d - scale * rotation @ mean_s
     return np.hstack([scale * rotation, shift[:, None]])
 
@@ -218,11 +272,16 @@ def landmarks(rgb: np.ndarray, box: Box) -> np.ndarray | None:
     return best.landmarks + np.array([area.left, area.top], np.float64)
 
 
+def _overlaps(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection over union of one (left, top, right, bottom) box with each of `boxes`."""
+    lo, hi = np.maximum(box[:2], boxes[:, :2]), np.minimum(box[2:], boxes[:, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
+    union = np.prod(box[2:] - box[:2]) + np.prod(boxes[:, 2:] - boxes[:, :2], axis=1) - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    lo, hi = np.maximum(a[:2], b[:2]), np.minimum(a[2:], b[2:])
-    inter = float(np.prod(np.clip(hi - lo, 0, None)))
-    union = float(np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2])) - inter
-    return inter / union if union > 0 else 0.0
+    return float(_overlaps(a, b[None])[0])
 
 
 def eyes_chip(rgb: np.ndarray, box: Box) -> np.ndarray:
@@ -245,14 +304,40 @@ def encode_boxes(
 ) -> np.ndarray:
     """Encodings of faces given as (RGB image, box) or (image, box, landmarks), in one
     batch: each aligned on the landmarks given (SCRFD found the face) or those SCRFD finds
-    around its box, or on its eyes where it finds none."""
-    chips = []
-    for face in faces:
-        rgb, box = face[0], face[1]
-        given = face[2] if len(face) > 2 else ()
-        marks = np.reshape(given, (5, 2)) if len(given) == 10 else landmarks(rgb, box)
-        chips.append(align(rgb, marks) if marks is not None else eyes_chip(rgb, box))
-    return encoder()(np.stack(chips) if chips else np.zeros((0, CHIP, CHIP, 3), np.uint8))
+    around its box, or on its eyes where it finds none, each tried in turn where the one
+    before lies at one point. A face none of them can align gets a row of NaN: the
+    caller skips it (Family.encode)."""
+    chips, skipped = [], []
+    for k, face in enumerate(faces):
+        chip = _chip(face[0], face[1], face[2] if len(face) > 2 else ())
+        if chip is None:
+            skipped.append(k)
+            chip = np.zeros((CHIP, CHIP, 3), np.uint8)
+        chips.append(chip)
+    out = encoder()(np.stack(chips) if chips else np.zeros((0, CHIP, CHIP, 3), np.uint8))
+    out[skipped] = np.nan
+    return out
+
+
+def _chip(rgb: np.ndarray, box: Box, given: tuple[float, ...]) -> np.ndarray | None:
+    """The face at `box` aligned for ArcFace, or None where no way aligns it."""
+    ways = []
+    if len(given) == 10:
+        ways.append(lambda: align(rgb, np.reshape(given, (5, 2))))
+
+    def found() -> np.ndarray | None:
+        marks = landmarks(rgb, box)
+        return None if marks is None else align(rgb, marks)
+
+    ways += [found, lambda: eyes_chip(rgb, box)]
+    for way in ways:
+        try:
+            chip = way()
+        except Unalignable:
+            continue
+        if chip is not None:
+            return chip
+    return None
 
 
 def photo_faces(rgb: np.ndarray) -> list[Face]:

@@ -41,6 +41,11 @@ PINNED = {
     # ... and InsightFace's own (buffalo_s / buffalo_sc).
     "det_500m.onnx": "5e4447f50245bbd7966bd6c0fa52938c61474a04ec7def48753668a9d8b4ea3a",
 }
+# name -> the file's size in bytes, checked before any byte is read: a wrong file of
+# 512 MB is refused at once, not hashed in full first. det_500m.onnx's exact size was
+# not measured here (published as 2.52 MB): it is held to at most 4 MB.
+SIZES = {"w600k_mbf.onnx": 13_616_099, "scrfd_500m_bnkps.onnx": 2_524_155}
+MAX_SIZE = {"det_500m.onnx": 4_000_000}
 # What each network is called, in the order tried within a folder.
 NAMES = {
     "arcface": ("w600k_mbf.onnx",),
@@ -78,38 +83,57 @@ def places() -> list[tuple[str, Path]]:
     return found
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
-_CHECKED: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> digest, per process
+def _read(path: Path, name: str, where: str) -> bytes:
+    """The bytes of a model file, its size checked before they are read; an unreadable
+    file is one line naming it and why (ModelMissing), never an internal error."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            exact, most = SIZES.get(name), MAX_SIZE.get(name)
+            if (exact is not None and size != exact) or (most is not None and size > most):
+                raise ModelMissing(
+                    f"{path} ({where}) is not the {name} frs was measured with: {size:,} bytes,"
+                    f" expected {f'{exact:,}' if exact is not None else f'at most {most:,}'};"
+                    f" refused. Remove it, or {INSTALL}"
+                )
+            return f.read()
+    except OSError as err:
+        raise ModelMissing(
+            f"cannot read {path} ({where}): {err.strerror or err}; fix its permissions, "
+            f"remove it, or {INSTALL}"
+        ) from None
 
 
-def find(network: str) -> Found:
-    """The file of `network` ("arcface" or "scrfd"): the first found, if its bytes are
-    the pinned ones. ModelMissing says how to install it, or why a file was refused."""
+def load(network: str) -> tuple[Found, bytes]:
+    """The file of `network` ("arcface" or "scrfd") and its bytes: the first found, if
+    those bytes are the pinned ones. The network is built from these same bytes, never
+    by opening the path again, so nothing can change the file between this check and its
+    use. ModelMissing says how to install it, or why a file was refused."""
     for where, folder in places():
         for name in NAMES[network]:
             path = folder / name
             if not path.is_file():
                 continue
-            st = path.stat()
-            key = (str(path), st.st_size, st.st_mtime_ns)
-            digest = _CHECKED.get(key) or sha256(path)
+            data = _read(path, name, where)
+            digest = sha256(data)
             if digest != PINNED[name]:
                 raise ModelMissing(
                     f"{path} ({where}) is not the {name} frs was measured with: SHA-256 "
                     f"{digest[:16]}..., expected {PINNED[name][:16]}...; refused. Remove it, "
                     f"or {INSTALL}"
                 )
-            _CHECKED[key] = digest
-            return Found(path, where, digest)
+            return Found(path, where, digest), data
     looked = ", ".join(str(folder) for _, folder in places())
     raise ModelMissing(
         f"the {network} model ({' or '.join(NAMES[network])}) is not on this machine (looked "
         f"in {looked}); frs never downloads weights: {INSTALL}. Note: {LICENCE}"
     )
+
+
+def find(network: str) -> Found:
+    """Where the file of `network` is, its bytes checked now (see `load`)."""
+    return load(network)[0]

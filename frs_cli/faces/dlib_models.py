@@ -2,7 +2,8 @@
 
 The files come from the `face_recognition_models` package. Its `__init__`
 imports `pkg_resources`, gone from recent setuptools, so the folder is found
-without importing the package. `FRS_MODELS_DIR` overrides the location.
+without importing the package. A file in `FRS_MODELS_DIR` is used before the package's
+(file by file: that folder may hold the ArcFace family's files too, or only those).
 """
 
 from __future__ import annotations
@@ -29,24 +30,46 @@ MODEL_ID_PREFIX = "dlib_resnet_v1:"
 INSTALL_HINT = "install it with: pip install face_recognition_models (or set FRS_MODELS_DIR)"
 
 
-def models_dir() -> Path:
+def places() -> list[tuple[str, Path]]:
+    """(what, folder) where dlib's model files are looked for, each file on its own, in
+    order: `$FRS_MODELS_DIR` may hold only some of them (the ArcFace family's files, say),
+    the rest come from the face_recognition_models package."""
+    found: list[tuple[str, Path]] = []
     override = os.environ.get("FRS_MODELS_DIR")
     if override:
-        path = Path(override)
-        if not path.is_dir():
+        if not Path(override).is_dir():
             raise ModelsMissing(f"FRS_MODELS_DIR={override} is not a folder")
-        return path
+        found.append(("$FRS_MODELS_DIR", Path(override)))
+    package = _package_dir()
+    if package is not None:
+        found.append(("the face_recognition_models package", package))
+    return found
+
+
+def _package_dir() -> Path | None:
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
-        raise ModelsMissing(f"the face_recognition_models package is missing; {INSTALL_HINT}")
+        return None
     return Path(next(iter(spec.submodule_search_locations))) / "models"
 
 
 def model_path(name: str) -> Path:
-    path = models_dir() / name
-    if not path.is_file():
-        raise ModelsMissing(f"model file {path} is missing; {INSTALL_HINT}")
-    return path
+    """The file `name`, from the first place that has it."""
+    looked = places()
+    for where, folder in looked:
+        path = folder / name
+        if path.is_file():
+            try:
+                with open(path, "rb"):  # dlib's own error for an unreadable file is vague
+                    pass
+            except OSError as err:
+                raise ModelsMissing(
+                    f"cannot read model file {path} ({where}): {err.strerror or err}; fix its "
+                    f"permissions or remove it"
+                ) from None
+            return path
+    where = ", ".join(str(folder) for _, folder in looked) or "nowhere: no package"
+    raise ModelsMissing(f"model file {name} is missing (looked in {where}); {INSTALL_HINT}")
 
 
 # dlib's face detector is five HOG filters: 0 frontal, 1 and 2 the two profiles, 3 and 4
@@ -328,10 +351,10 @@ def forget() -> None:
     _warned.clear()
 
 
-def warn_fallbacks(model: str, stream: Any = None) -> None:
+def warn_fallbacks(model: str, stream: Any = None, encodes: bool = True) -> None:
     """One line on stderr (once per process) for each network a scan or enrolment with
     `model` will run on dlib although ONNX Runtime was asked for (not for FRS_BACKEND=dlib)."""
-    names = (MMOD, RESNET) if model == "cnn" else (RESNET,)
+    names = ((MMOD,) if model == "cnn" else ()) + ((RESNET,) if encodes else ())
     for name in names:
         c = choice(name)
         if c.fallback:
@@ -411,22 +434,27 @@ def _write_cache(path: Path, data: bytes) -> None:
         files.write_atomic(path, data)
 
 
-def check(model: str) -> None:
-    """Raise ModelsMissing unless the files a scan with `model` loads are there; say which
-    networks dlib will run although ONNX Runtime was wanted (once per process)."""
-    for name in (MMOD if model == "cnn" else None, SHAPE_5, RESNET):
+def check(model: str, encodes: bool = True) -> None:
+    """Raise ModelsMissing unless dlib's files a scan with the detector `model` loads are
+    there (the encoder's only where dlib `encodes`; the 5-point landmarks always: the
+    ArcFace family aligns on dlib's eyes where SCRFD sees none); say which networks dlib
+    will run although ONNX Runtime was wanted (once per process)."""
+    for name in (MMOD if model == "cnn" else None, SHAPE_5, RESNET if encodes else None):
         if name is not None:
             model_path(name)
-    warn_fallbacks(model)
+    if encodes or model == "cnn":
+        warn_fallbacks(model, encodes=encodes)
 
 
-def preload(model: str) -> None:
-    """Load what a scan needs, e.g. before forking workers so that each inherits it."""
+def preload(model: str, encodes: bool = True) -> None:
+    """Load what a scan needs of dlib's, e.g. before forking workers so that each inherits
+    it: the detector `model` (SCRFD's is loaded by families.preload), the landmarks, and
+    the encoder where dlib `encodes`."""
     if model == "cnn":
         cnn_detector()
-    elif model != "scrfd":  # SCRFD's is loaded by families.preload
+    elif model != "scrfd":
         hog_detector()
         hog_detector(HOG_UPRIGHT)
     shape_predictor()
-    if onnx_encoder() is None:
+    if encodes and onnx_encoder() is None:
         face_encoder()

@@ -98,7 +98,12 @@ def encode_photo(job: PhotoJob, choose: str = "largest", family: str = "dlib") -
     except InputError as err:
         return PhotoResult(job, "unreadable", reason=err.reason)
     if family == "arcface":
-        boxes, vector = _arcface_photo(photo.rgb, choose)
+        from frs_cli.faces.arcface import Unalignable
+
+        try:
+            boxes, vector = _arcface_photo(photo.rgb, choose)
+        except Unalignable as err:
+            return PhotoResult(job, "no-face", sha256=photo.sha256, reason=str(err))
     else:
         boxes = find_faces(photo.rgb, choose)
         vector = face_encoding(photo.rgb, boxes[0]) if boxes else None

@@ -141,9 +141,15 @@ class _Live:
         )
 
     def freeze(self, open_end: bool) -> Track:
+        # A view the family could not encode (NaN: Family.encode) is left out; a track
+        # with none is not matched (scanning.assemble).
         return Track(
             sightings=tuple(sorted(self.sightings, key=lambda s: s.pts)),
-            encodings=tuple(v.encoding() for v in self.encodings),
+            encodings=tuple(
+                v.encoding()
+                for v in self.encodings
+                if v.vector is None or np.isfinite(v.vector).all()
+            ),
             open_start=self.open_start,
             open_end=open_end,
         )

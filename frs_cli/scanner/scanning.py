@@ -519,8 +519,10 @@ def check_rule_options(
 
 
 def choose_rule(watchlist: Watchlist, fpir: float | None, tolerance: float | None) -> Rule:
-    """--fpir (default 0.01): the rule calibrated for this watchlist; --tolerance: fixed."""
+    """--fpir (default 0.01): the rule calibrated for this watchlist; --tolerance: fixed,
+    on the scale of the watchlist's family."""
     check_rule_options(fpir, tolerance)
+    watchlist.family.check_tolerance(tolerance)
     if tolerance is not None:
         return calibration.fixed(tolerance, watchlist.calibration())
     return watchlist.rule(fpir if fpir is not None else calibration.DEFAULT_FPIR)

@@ -129,8 +129,10 @@ def enrol_into(
     stats = EnrolStats()
     interrupted = False
     try:
-        detector = families.of(watchlist.model_id).detector
-        executor = make_executor(max(1, min(workers, len(jobs))), detector, scheduler)
+        family = watchlist.family
+        executor = make_executor(
+            max(1, min(workers, len(jobs))), family.detector, scheduler, family.name
+        )
         try:
             run(
                 watchlist,

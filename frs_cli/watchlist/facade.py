@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from frs_cli.errors import WatchlistError
+from frs_cli.files import printable
 from frs_cli.watchlist.calibrating import Calibrated
 from frs_cli.watchlist.store import usable
 
@@ -30,16 +31,32 @@ class Watchlist(Calibrated):
                 " (the file is damaged: restore it from a copy, or enrol the photos again"
                 " into a new watchlist)"
             ]
-        bad = 0
-        for (blob,) in self.conn.execute("SELECT vector FROM faces"):
+        bad: list[str] = []
+        for name, blob in self.conn.execute(
+            "SELECT i.name, f.vector FROM faces f JOIN identities i ON i.id = f.identity_id"
+        ):
             vec = np.frombuffer(blob, np.float32) if len(blob) == self.dim * 4 else None
-            if vec is None or not usable(vec)[0]:
-                bad += 1
+            if vec is None or not usable(vec, self.norms)[0]:
+                bad.append(name)
         if bad:
+            names = ", ".join(printable(n) for n in sorted(set(bad))[:5])
+            more = f" and {len(set(bad)) - 5} more" if len(set(bad)) > 5 else ""
             problems.append(
-                f"{bad} face(s) have a missing, short or non-finite vector, or one of no "
-                "encoding's length"
+                f"{len(bad)} face(s) of {names}{more} have a vector that is not "
+                f"{self.family.describe()} (missing, short, non-finite, or of another length)"
             )
+        if self._has_cohort_table():
+            cohort_bad = sum(
+                1
+                for (blob,) in self.conn.execute("SELECT vector FROM cohort")
+                if len(blob) != self.dim * 4
+                or not usable(np.frombuffer(blob, np.float32), self.norms)[0]
+            )
+            if cohort_bad:
+                problems.append(
+                    f"{cohort_bad} cohort face(s) have a vector that is not "
+                    f"{self.family.describe()}; `frs watchlist cohort clear` removes them"
+                )
         empty = self.conn.execute(
             "SELECT count(*) FROM identities i WHERE NOT EXISTS"
             " (SELECT 1 FROM faces f WHERE f.identity_id = i.id)"

@@ -19,6 +19,7 @@ from frs_cli.watchlist.store import (
     SCHEMA,
     Store,
     _now,
+    unusable_rows,
     usable,
     writer_lock,
 )
@@ -134,9 +135,10 @@ class Faces(Store):
         with self._writing() as generation:
             for name, vector, sha, photo, box in rows:
                 vec = np.asarray(vector, dtype=np.float32)
-                if vec.shape != (self.dim,) or not usable(vec)[0]:
+                if vec.shape != (self.dim,) or not usable(vec, self.norms)[0]:
                     raise WatchlistError(
-                        f"face of {name!r}: not a finite {self.dim}-d vector of an encoding's length"
+                        f"face of {files.printable(name)!r}: not {self.family.describe()}; "
+                        "nothing was added"
                     )
                 self.conn.execute(
                     "INSERT OR IGNORE INTO identities (name, created_at) VALUES (?, ?)",
@@ -155,14 +157,16 @@ class Faces(Store):
         return added
 
     def add_vectors(self, names: Sequence[str], vectors: np.ndarray, source: str = "bulk") -> int:
-        """Bulk-load precomputed 128-d encodings (e.g. from face_recognition pickles or
-        NumPy arrays): one face per (name, vector). A vector already present for that
-        name (same bytes) is skipped. Returns how many were added."""
+        """Bulk-load precomputed encodings of the watchlist's family (128-d for dlib, e.g.
+        from face_recognition pickles; 512-d of length 1 for ArcFace): one face per (name,
+        vector). A vector already present for that name (same bytes) is skipped. Returns
+        how many were added; a vector that is not the family's adds nothing at all."""
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self.dim or len(vectors) != len(names):
             raise WatchlistError(f"expected {len(names)} vectors of {self.dim} numbers")
-        if not usable(vectors).all():
-            raise WatchlistError("some vectors are not finite, or not of an encoding's length")
+        bad = unusable_rows(vectors, self.norms, names)
+        if bad:
+            raise WatchlistError(f"{bad}: not {self.family.describe()}; nothing was added")
         now = _now()
         with self._writing() as generation:
             self.conn.executemany(
@@ -273,7 +277,7 @@ class Faces(Store):
             if len(data) != len(blobs) * self.dim * 4:
                 raise WatchlistError(f"{self.path}: some cohort vectors are damaged")
             cohort = np.frombuffer(data, np.float32).reshape(len(blobs), self.dim)
-            if not usable(cohort).all():
+            if not usable(cohort, self.norms).all():
                 raise WatchlistError(
                     f"{self.path}: some cohort vectors are damaged; `frs watchlist cohort clear`"
                 )
@@ -288,9 +292,10 @@ class Faces(Store):
             self.conn.executescript(SCHEMA)  # a watchlist made before the cohort existed
             for vector, sha, photo in rows:
                 vec = np.asarray(vector, dtype=np.float32)
-                if vec.shape != (self.dim,) or not usable(vec)[0]:
+                if vec.shape != (self.dim,) or not usable(vec, self.norms)[0]:
                     raise WatchlistError(
-                        f"cohort face of {photo}: not a finite {self.dim}-d vector of an encoding's length"
+                        f"cohort face of {files.printable(photo)}: not "
+                        f"{self.family.describe()}; nothing was added"
                     )
                 cur = self.conn.execute(
                     "INSERT OR IGNORE INTO cohort (vector, photo_sha256, photo, added_at)"
@@ -342,7 +347,7 @@ class Faces(Store):
                     " `frs watchlist verify` says which"
                 )
             vectors = np.frombuffer(blob, np.float32).reshape(n, self.dim)
-            if not usable(vectors).all():
+            if not usable(vectors, self.norms).all():
                 self.check_vectors()  # names them
             self._vectors = vectors
 

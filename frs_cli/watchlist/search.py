@@ -11,8 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from frs_cli.accuracy.calibration import MARGIN_IDENTITIES, reference
+from frs_cli.errors import WatchlistError
 from frs_cli.records import Match
 from frs_cli.watchlist.index import NEIGHBOURS, Indexed
+from frs_cli.watchlist.store import unusable_rows
 
 COHORT_NAME = "(cohort)"  # second_identity when a cohort face was the nearest other: no
 # name or photo of a cohort person ever reaches a row
@@ -26,7 +28,19 @@ class Searchable(Indexed):
     def search(self, queries: np.ndarray) -> list[Match | None]:
         """Per query vector: the nearest identity, its distance, and the margin (the
         reference of the identities and cohort faces after it, minus the distance).
-        None when the watchlist is empty."""
+        None when the watchlist is empty. A query that is not an encoding of the
+        watchlist's family (another size, not finite, of no encoding's length) is refused
+        (WatchlistError): its distances would mean nothing, or be nan."""
+        queries = np.asarray(queries, dtype=np.float32)
+        queries = queries.reshape(1, -1) if queries.ndim == 1 else queries
+        if queries.ndim != 2 or queries.shape[1] != self.dim:
+            raise WatchlistError(
+                f"a query must be {self.dim} numbers (a {self.family.name} encoding, as "
+                f"{self.path} holds), not an array of shape {np.shape(queries)}"
+            )
+        bad = unusable_rows(queries, self.norms, [f"query {i}" for i in range(len(queries))])
+        if bad:
+            raise WatchlistError(f"{bad}: not {self.family.describe()}")
         return [self._match(near) for near in self.neighbours(queries)]
 
     @staticmethod

@@ -4,7 +4,8 @@ recognised as a watchlist by reading before anything is written into it), integr
 checks, the writers' lock, and the names of the files kept beside the store.
 
 Files, for a watchlist at `W` (e.g. `watchlist.db`):
-- `W`: SQLite (WAL mode). Tables `meta`, `identities`, `faces` (128 float32 as a BLOB),
+- `W`: SQLite (WAL mode). Tables `meta`, `identities`, `faces` (128 float32 as a BLOB for dlib, 512 for
+  ArcFace),
   `changes`, `cohort`.
 - `W.hnsw-*` and `W.hnsw.json`: the index (`index.py`), `W.calibration.json`
   (`calibrating.py`), `W.audit.jsonl` (`frs_cli.watchlist.audit`), `W.lock`.
@@ -19,31 +20,49 @@ import glob
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
 from frs_cli import files
 from frs_cli.errors import WatchlistError
 
+if TYPE_CHECKING:
+    from frs_cli.faces.families import Family
+
 SCHEMA_VERSION = 1
 DIM = 128  # dlib's; a store's own is `Store.dim`, from its model id (families.py)
-# The longest an encoding can be: dlib's are about 1.4 long (1.36-1.53 on the sample and
-# lfw photos). Far beyond, a vector is damage, not a face: one of 1e30s made every
-# distance infinite and the scan silently reported nobody.
-MAX_NORM = 100.0
 
 
-def usable(vectors: np.ndarray) -> np.ndarray:
-    """Per row of `vectors` (n, dim), or of one vector: finite, and no longer than an
-    encoding can be."""
+def usable(vectors: np.ndarray, norms: tuple[float, float]) -> np.ndarray:
+    """Per row of `vectors` (n, dim), or of one vector: finite, and of a length an
+    encoding of the family can have (`Family.norms`). Anything else is damage or another
+    model's numbers: a vector of 1e30s made every distance infinite and the scan silently
+    reported nobody; a zero vector is 1.0 from every ArcFace encoding, and alerted on
+    strangers."""
     vectors = np.asarray(vectors, np.float64)
     vectors = vectors.reshape(1, -1) if vectors.ndim == 1 else vectors
     with np.errstate(over="ignore", invalid="ignore"):
-        norms = np.linalg.norm(vectors, axis=1)
-    return np.isfinite(vectors).all(axis=1) & (norms <= MAX_NORM)
+        lengths = np.linalg.norm(vectors, axis=1)
+    return np.isfinite(vectors).all(axis=1) & (lengths >= norms[0]) & (lengths <= norms[1])
+
+
+def unusable_rows(vectors: np.ndarray, norms: tuple[float, float], names: Sequence[str]) -> str:
+    """The rows of `vectors` that are not `usable`, named for an error message ("" when
+    there are none)."""
+    bad = np.flatnonzero(~usable(vectors, norms))
+    if not len(bad):
+        return ""
+    with np.errstate(over="ignore", invalid="ignore"):
+        lengths = np.linalg.norm(np.asarray(vectors, np.float64)[bad[:5]], axis=1)
+    shown = ", ".join(
+        f"row {i} ({files.printable(str(names[i]))}, length {length:.4g})"
+        for i, length in zip(bad[:5], lengths, strict=True)
+    )
+    more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+    return f"{shown}{more}"
 
 
 CHECK_ON_OPEN_BYTES = 128 << 20  # stores up to this size are checked at every open (SQLite's
@@ -208,7 +227,8 @@ class Store:
         self._cohort: np.ndarray | None = None
         self._empty = False
         self._preloading: Any = None  # (thread, result, state) of Indexed.preload
-        self._dim: int | None = None
+        self._family: Family | None = None
+        self.created = False  # by this process, this time (`discard_if_unused`)
 
     # -- opening ---------------------------------------------------------
     @classmethod
@@ -244,6 +264,7 @@ class Store:
         """A new store: file, tables and meta in one transaction, or nothing at all."""
         from frs_cli.faces import families
 
+        family = families.of(model_id)  # an unknown family: refused before any file exists
         created = not os.path.lexists(path)
         try:
             _touch_private(path)
@@ -262,7 +283,8 @@ class Store:
             )  # fmt: skip
             conn.executescript(f"BEGIN; {SCHEMA}\nINSERT INTO meta VALUES {meta}; COMMIT;")
             wl = cls(path, conn)
-            wl._dim = families.of(model_id).dim
+            wl._family = family
+            wl.created = created
             wl._pragmas()
         except BaseException:
             if created:  # a store cut short (a full disk, Ctrl-C) is not left behind
@@ -378,7 +400,7 @@ class Store:
         from frs_cli.faces import families
 
         # Known from here on, without SQLite: the index may be loaded in another thread.
-        self._dim = families.of(meta["model_id"]).dim
+        self._family = families.of(meta["model_id"])
         if model_id is not None and meta.get("model_id") != model_id:
             raise WatchlistError(
                 f"{self.path} was made with encoder {meta.get('model_id')}, not {model_id};"
@@ -394,18 +416,31 @@ class Store:
             "SELECT i.name, f.vector FROM faces f JOIN identities i ON i.id = f.identity_id"
         ):
             vec = np.frombuffer(blob, np.float32) if len(blob) == dim * 4 else None
-            if vec is None or not usable(vec)[0]:
+            if vec is None or not usable(vec, self.norms)[0]:
                 bad.append(name)
         if bad:
             names = ", ".join(files.printable(n) for n in sorted(set(bad))[:5])
             raise WatchlistError(
                 f"{self.path}: {len(bad)} face(s) ({names}) have no valid encoding (not "
-                f"{dim} finite numbers of an encoding's length); a scan would miss them. `frs watchlist verify -w "
-                f"{self.path}` lists the problems; remove those identities and enrol them again"
+                f"{self.family.describe()}); a scan would miss them or match strangers to "
+                f"them. `frs watchlist verify -w {self.path}` lists the problems; remove "
+                "those identities and enrol them again"
             )
 
     def close(self) -> None:
         self.conn.close()
+
+    def discard_if_unused(self) -> bool:
+        """Close the store and, if this process created it and it holds no face (its first
+        enrolment failed, or found no face), delete it with the files beside it: no empty
+        watchlist is left behind to be mistaken for one. Whether it was deleted."""
+        empty = self.created and self.conn.execute("SELECT count(*) FROM faces").fetchone()[0] == 0
+        self.close()
+        if empty:
+            for leftover in (self.path, *_sidecars(self.path)):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
+        return bool(empty)
 
     def __enter__(self) -> Self:
         return self
@@ -422,13 +457,23 @@ class Store:
         return self.meta()["model_id"]
 
     @property
-    def dim(self) -> int:
-        """Numbers per encoding: the family's that made this watchlist."""
-        if self._dim is None:
+    def family(self) -> Family:
+        """The model family that made this watchlist (known from opening on)."""
+        if self._family is None:
             from frs_cli.faces import families
 
-            self._dim = families.of(self.model_id).dim
-        return self._dim
+            self._family = families.of(self.model_id)
+        return self._family
+
+    @property
+    def dim(self) -> int:
+        """Numbers per encoding: the family's that made this watchlist."""
+        return self.family.dim
+
+    @property
+    def norms(self) -> tuple[float, float]:
+        """The lengths an encoding of this watchlist's family can have."""
+        return self.family.norms
 
     @property
     def generation(self) -> int:

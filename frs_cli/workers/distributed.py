@@ -17,6 +17,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from frs_cli.errors import UsageError
+from frs_cli.faces import families
 from frs_cli.workers import progress_report
 from frs_cli.workers.execution import Executor
 from frs_cli.workers.threads import one_blas_thread
@@ -89,7 +90,10 @@ def _log_event(report: progress_report.Report) -> None:
 class DaskExecutor(Executor):
     name = "dask"
 
-    def __init__(self, address: str, workers: int, model: str = "hog"):
+    def __init__(self, address: str, workers: int, model: str = "hog", encoder: str = "dlib"):
+        # Here, before any work: a local cluster's workers read this machine's files (a
+        # remote one's are checked by its workers, which say what they lack).
+        families.check(model, encoder)
         self.client = _client(address, workers)
         self.local = address == "local"
         info = self.client.scheduler_info()

@@ -20,7 +20,9 @@ class Executor:
     name = "base"
     workers = 1
 
-    def __init__(self, workers: int = 1, model: str = "hog"):
+    def __init__(self, workers: int = 1, model: str = "hog", encoder: str = "dlib"):
+        """`model`: the detector the jobs find faces with; `encoder`: the family whose
+        networks encode them (families.check and families.preload)."""
         self.workers = workers
 
     def submit(self, fn: Callable[[Any], Any], arg: Any) -> Future[Any]:
@@ -42,10 +44,10 @@ class SerialExecutor(Executor):
 
     name = "serial"
 
-    def __init__(self, workers: int = 1, model: str = "hog"):
-        super().__init__(1, model)
-        families.check_detector(model)
-        families.preload(model)
+    def __init__(self, workers: int = 1, model: str = "hog", encoder: str = "dlib"):
+        super().__init__(1, model, encoder)
+        families.check(model, encoder)
+        families.preload(model, encoder)
 
     def submit(self, fn: Callable[[Any], Any], arg: Any) -> Future[Any]:
         future: Future[Any] = Future()

@@ -19,14 +19,18 @@ __all__ = ["EXECUTORS", "Executor", "ProcessExecutor", "SerialExecutor", "die_wi
 EXECUTORS: dict[str, type[Executor]] = {"serial": SerialExecutor, "process": ProcessExecutor}
 
 
-def make_executor(workers: int, model: str, scheduler: str | None = None) -> Executor:
+def make_executor(
+    workers: int, model: str, scheduler: str | None = None, encoder: str = "dlib"
+) -> Executor:
     """One worker runs in-process (no start-up cost); more run in a process pool; with
-    `scheduler` ("local" or a Dask address), on Dask workers."""
+    `scheduler` ("local" or a Dask address), on Dask workers. Each finds faces with the
+    detector `model` and encodes them with the family `encoder`: their files are checked
+    before any work, and only their networks are loaded."""
     if scheduler is not None:
         from frs_cli.workers.distributed import DaskExecutor
 
-        return DaskExecutor(scheduler, workers, model)
-    return EXECUTORS["serial" if workers <= 1 else "process"](workers, model)
+        return DaskExecutor(scheduler, workers, model, encoder)
+    return EXECUTORS["serial" if workers <= 1 else "process"](workers, model, encoder)
 
 
 def ordered_map(executor: Executor, fn: Callable[[Any], Any], items: list[Any]) -> Iterator[Any]:

@@ -26,12 +26,12 @@ from frs_cli.workers.threads import one_blas_thread
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def _init_worker(model: str, parent: int, reports: Any) -> None:
+def _init_worker(model: str, encoder: str, parent: int, reports: Any) -> None:
     # The parent handles Ctrl-C and stops the pool; workers just stop with it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(parent)
     progress_report.set_sink(reports.put)
-    families.preload(model)
+    families.preload(model, encoder)
 
 
 def die_with_parent(parent: int) -> None:
@@ -61,11 +61,12 @@ class ProcessExecutor(Executor):
 
     name = "process"
 
-    def __init__(self, workers: int, model: str = "hog"):
+    def __init__(self, workers: int, model: str = "hog", encoder: str = "dlib"):
         self.workers = workers
-        self.model = model
+        self.model, self.encoder = model, encoder
         one_blas_thread()  # one BLAS thread per worker: the pool already fills the cores
-        families.check_detector(model)  # a missing file is one clear error here, not a broken pool
+        # A missing or refused file is one clear error here, not a broken pool.
+        families.check(model, encoder)
         methods = multiprocessing.get_all_start_methods()
         self.context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         if "fork" in methods:
@@ -80,7 +81,7 @@ class ProcessExecutor(Executor):
             self.workers,
             mp_context=self.context,
             initializer=_init_worker,
-            initargs=(self.model, os.getpid(), self.reports),
+            initargs=(self.model, self.encoder, os.getpid(), self.reports),
         )
         # The first job starts every worker (with fork, all at once).
         try:
