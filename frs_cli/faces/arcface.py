@@ -13,7 +13,7 @@ offsets, all in strides. ArcFace's input: RGB, (x - 127.5) / 127.5.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -321,7 +321,7 @@ def encode_boxes(
 
 def _chip(rgb: np.ndarray, box: Box, given: tuple[float, ...]) -> np.ndarray | None:
     """The face at `box` aligned for ArcFace, or None where no way aligns it."""
-    ways = []
+    ways: list[Callable[[], np.ndarray | None]] = []
     if len(given) == 10:
         ways.append(lambda: align(rgb, np.reshape(given, (5, 2))))
 
