@@ -341,3 +341,16 @@ def test_a_face_whose_landmarks_lie_at_one_point_is_skipped_with_a_reason(monkey
 def test_the_article_before_the_family_s_name(arc_watchlist):
     result = run_cli("enroll", "-w", arc_watchlist, "--encoder", "dlib", PHOTOS[0])
     assert result.exit_code == 2 and "is an arcface watchlist; --encoder dlib" in result.stderr
+
+
+def test_a_fused_probe_is_on_the_family_s_scale():
+    from frs_cli.accuracy import evaluation
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, 512))
+    a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
+    fused = evaluation.fuse(a, b, families.ARCFACE)
+    assert np.isclose(np.linalg.norm(fused), 1.0, atol=1e-6)
+    assert np.allclose(fused, (a + b) / np.linalg.norm(a + b), atol=1e-6)
+    c, d = 1.4 * rng.normal(size=(2, 128)) / np.sqrt(128)
+    assert np.allclose(evaluation.fuse(c, d, families.DLIB), (c + d) / 2, atol=1e-6)
