@@ -176,6 +176,7 @@ class SegmentResult:
     last_pts: int | None  # the last frame reached; less than planned when the file broke off
     error: str | None = None  # why the segment stopped early, if it did
     stage_seconds: tuple[tuple[str, float], ...] = ()  # (stage, seconds) in the worker
+    unaligned: int = 0  # views the family could not encode (landmarks at one point): left out
 
 
 @dataclass(frozen=True)

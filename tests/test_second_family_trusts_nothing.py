@@ -354,3 +354,19 @@ def test_a_fused_probe_is_on_the_family_s_scale():
     assert np.allclose(fused, (a + b) / np.linalg.norm(a + b), atol=1e-6)
     c, d = 1.4 * rng.normal(size=(2, 128)) / np.sqrt(128)
     assert np.allclose(evaluation.fuse(c, d, families.DLIB), (c + d) / 2, atol=1e-6)
+
+
+def test_a_scan_leaves_out_faces_it_cannot_align_and_says_how_many(
+    arc_watchlist, tmp_path, monkeypatch
+):
+    real_networks()
+    monkeypatch.setattr(arcface, "_chip", lambda rgb, box, given: None)  # no way aligns any
+    summary = tmp_path / "s.json"
+    result = run_cli(
+        "scan", "-w", arc_watchlist, "--workers", "1", "--summary", summary, "--format",
+        "jsonl", DEMO,
+    )  # fmt: skip
+    assert result.exit_code == 0 and result.stdout == "", result.stderr
+    data = __import__("json").loads(summary.read_text())
+    assert data["views_not_aligned"] > 0 and data["tracks"] == 0
+    assert f"{data['views_not_aligned']} view(s) of faces left out" in result.stderr

@@ -554,6 +554,11 @@ def _print_summary(stats: Any, cfg: Any) -> None:
         f"against {stats.watchlist_identities} identities ({stats.watchlist_faces} faces)",
         *calibration.summary_lines(cfg.rule, stats.looks),
     ]
+    if stats.unaligned:
+        lines.append(
+            f"{stats.unaligned} view(s) of faces left out: their landmarks lie at one point, "
+            "so they cannot be aligned for the encoder"
+        )
     derived = [i["path"] for i in stats.inputs if "times" in i]
     if derived:
         lines.append(

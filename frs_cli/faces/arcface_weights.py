@@ -100,7 +100,8 @@ def _read(path: Path, name: str, where: str) -> bytes:
                     f" expected {f'{exact:,}' if exact is not None else f'at most {most:,}'};"
                     f" refused. Remove it, or {INSTALL}"
                 )
-            return f.read()
+            return f.read(size + 1)  # no more than checked (+1: a file grown since then is
+            # refused by its hash, never read without end)
     except OSError as err:
         raise ModelMissing(
             f"cannot read {path} ({where}): {err.strerror or err}; fix its permissions, "

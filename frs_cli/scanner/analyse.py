@@ -203,6 +203,7 @@ class SegmentScanner:
         self.done: list[tuple[_Live, bool]] = []  # closed tracks, open at their end or not
         self.waiting: list[_View] = []  # views to encode (ENCODE_BATCH at a time)
         self.analysed = 0
+        self.unaligned = 0  # views the family could not encode (Family.encode: NaN)
 
     # -- feeding frames -------------------------------------------------
     def feed(self, frame: Any) -> None:
@@ -450,6 +451,7 @@ class SegmentScanner:
             faces.append((c.crop, Box(b.left - c.dx, b.top - c.dy, b.width, b.height), c.landmarks))
         with STAGES.timed("encode"):
             vectors = self.family.encode(faces)
+        self.unaligned += int(np.isnan(vectors).any(axis=1).sum()) if len(vectors) else 0
         for view, vector in zip(self.waiting, vectors, strict=True):
             view.vector = vector
             view.candidate.crop = _NO_CROP  # not needed any more
@@ -532,7 +534,7 @@ def analyse_segment(segment: Segment) -> SegmentResult:
     scanner: SegmentScanner | None = None
     size: tuple[int, int] | None = None  # the coded size the scanner was made for
     earlier: list[Track] = []  # tracks of the frames before a change of frame size
-    analysed = 0
+    analysed = unaligned = 0
     last_pts: int | None = None
     error: str | None = None
     try:
@@ -563,6 +565,7 @@ def analyse_segment(segment: Segment) -> SegmentResult:
                     if scanner is not None:
                         earlier += scanner.finish()
                         analysed += scanner.analysed
+                        unaligned += scanner.unaligned
                     size = (frame.width, frame.height)
                     rotation = decode.normal_rotation(getattr(frame, "rotation", 0) or 0)
                     w, h = (frame.height, frame.width) if rotation in (90, 270) else size
@@ -577,6 +580,7 @@ def analyse_segment(segment: Segment) -> SegmentResult:
     if counters.last_error and error is None and counters.errors:
         error = f"{counters.errors} corrupt packet(s) skipped ({counters.last_error})"
     tracks = [*earlier, *(scanner.finish() if scanner else ())]
+    unaligned += scanner.unaligned if scanner else 0  # counted once finish() encoded the rest
     return SegmentResult(
         segment=segment,
         tracks=tuple(sorted(tracks, key=lambda tr: (tr.start_pts, tr.sightings[0].box.left))),
@@ -586,4 +590,5 @@ def analyse_segment(segment: Segment) -> SegmentResult:
         last_pts=last_pts,
         error=error,
         stage_seconds=STAGES.take(),
+        unaligned=unaligned,
     )

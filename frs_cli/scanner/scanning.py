@@ -67,6 +67,7 @@ class FileOutcome:
     tracks: int = 0
     looks: list[int] = field(default_factory=list)  # per track: encodings it was matched on
     clock: wallclock.WallClock | None = None  # the time of day at position 0, if known
+    unaligned: int = 0  # views left out: the family could not align them
 
 
 @dataclass
@@ -82,6 +83,7 @@ class ScanStats:
     tracks: int = 0
     alerts: int = 0
     looks: dict[int, int] = field(default_factory=dict)  # encodings per face: faces
+    unaligned: int = 0  # views left out: the family could not align them
     watchlist_faces: int = 0
     watchlist_identities: int = 0
     interrupted: bool = False
@@ -159,6 +161,7 @@ def assemble(
     outcome.looks = [len(t.encodings) for t in tracks]
     outcome.frames_analysed = sum(r.frames_analysed for r in results)
     outcome.faces = sum(len(t.sightings) for t in tracks)
+    outcome.unaligned = sum(r.unaligned for r in results)
     labels: list[str | None] = [None] * len(tracks)
     if people is not None:
         views = [
@@ -395,6 +398,7 @@ def iter_scan(
         stats.footage_s += outcome.analysed_s
         stats.frames_analysed += outcome.frames_analysed
         stats.faces += outcome.faces
+        stats.unaligned += outcome.unaligned
         stats.tracks += outcome.tracks
         for k in outcome.looks:
             stats.looks[k] = stats.looks.get(k, 0) + 1

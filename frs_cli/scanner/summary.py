@@ -42,6 +42,9 @@ def summary(stats: ScanStats, cfg: ScanConfig, model_id: str) -> dict[str, Any]:
         "rule_text": cfg.rule.describe(),
         "expected_false_alerts": calibration.expected_false_alerts(cfg.rule, stats.looks),
         "encodings_per_face": {str(k): n for k, n in sorted(stats.looks.items())},
+        # Views of faces the family could not align (their landmarks lie at one point):
+        # left out of matching; a face with no other view is not matched at all.
+        "views_not_aligned": stats.unaligned,
         "encoder": model_id,
         "detector": cfg.analysis.model,
         "min_face_px": cfg.analysis.min_face,
