@@ -92,13 +92,16 @@ class Detector:
         return self._places[key]
 
     def __call__(
-        self, rgb: np.ndarray, side: int = DETECT_SIDE, score: float = SCORE
+        self, rgb: np.ndarray, side: int = DETECT_SIDE, score: float = SCORE, coarse: bool = True
     ) -> list[Face]:
         """Faces in an RGB picture, best first, of every size from SCRFD's smallest at
         the scale that fits the picture's longest side to `side` (never enlarged) up to
         the whole picture: where a face larger than SCRFD's anchors could be there, the
-        picture is searched again, smaller (`scales`)."""
+        picture is searched again, smaller (`scales`); not with `coarse` False, where
+        the caller knows the face's size (a box's landmarks)."""
         finest, *coarser = scales(rgb.shape[0], rgb.shape[1], side)
+        if not coarse:
+            coarser = []
         found = self._search(rgb, finest, score)
         for scale in coarser:
             # A face found at a finer scale keeps that finding (its box and landmarks are
@@ -263,7 +266,7 @@ def landmarks(rgb: np.ndarray, box: Box) -> np.ndarray | None:
     inside = np.array([box.left - area.left, box.top - area.top, box.right - area.left,
                        box.bottom - area.top], np.float64)  # fmt: skip
     best, best_iou = None, LANDMARK_IOU
-    for face in detector()(crop, side, LANDMARK_SCORE):
+    for face in detector()(crop, side, LANDMARK_SCORE, coarse=False):
         iou = _iou(np.array(face.box), inside)
         if iou >= best_iou:
             best, best_iou = face, iou
