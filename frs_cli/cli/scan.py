@@ -541,6 +541,7 @@ def _scan_to(
 
 def _print_summary(stats: Any, cfg: Any) -> None:
     from frs_cli.accuracy import calibration
+    from frs_cli.scanner import scanning
     from frs_cli.scanner.summary import PRECISION_NOTE
     from frs_cli.timecode import format_tc
 
@@ -554,6 +555,13 @@ def _print_summary(stats: Any, cfg: Any) -> None:
         f"against {stats.watchlist_identities} identities ({stats.watchlist_faces} faces)",
         *calibration.summary_lines(cfg.rule, stats.looks),
     ]
+    small = scanning.faces_under_stated(stats)
+    if small:
+        lines.append(
+            f"{small} of {stats.tracks} faces followed were under {scanning.STATED_FROM_PX} px "
+            "tall: the rates above were measured on faces of about 110 px and do not hold "
+            "for them (misses are far more common; docs/accuracy.md, 'Small faces')"
+        )
     if stats.unaligned:
         lines.append(
             f"{stats.unaligned} view(s) of faces left out: their landmarks lie at one point, "

@@ -9,7 +9,7 @@ from typing import Any
 
 from frs_cli import files
 from frs_cli.accuracy import calibration
-from frs_cli.scanner.scanning import ScanConfig, ScanStats
+from frs_cli.scanner.scanning import ScanConfig, ScanStats, height_bands
 
 PRECISION_NOTE = (
     "How many of these alerts are the right person cannot be known from the footage alone: "
@@ -45,6 +45,12 @@ def summary(stats: ScanStats, cfg: ScanConfig, model_id: str) -> dict[str, Any]:
         # Views of faces the family could not align (their landmarks lie at one point):
         # left out of matching; a face with no other view is not matched at all.
         "views_not_aligned": stats.unaligned,
+        # Faces followed (tracks) by the height of their largest encoded view, px: the
+        # stated rates ("rule") were measured on faces of about 110 px and do not hold for
+        # faces under 48 px (docs/accuracy.md, "Small faces"; issue 36).
+        "faces_by_height_px": {
+            band: stats.heights[band] for band in height_bands() if band in stats.heights
+        },
         "encoder": model_id,
         "detector": cfg.analysis.model,
         "min_face_px": cfg.analysis.min_face,
