@@ -1,7 +1,7 @@
 """Faces as CCTV films them (issue 36): the rates a scan measures and states when the
 faces are small, through frs's own decode-detect-encode path.
 
-    python benchmarks/cctv_faces.py [--family dlib,arcface] [--sizes 110,48,32,24]
+    python benchmarks/cctv_faces.py [--family dlib,arcface] [--sizes 63,48,32,24]
         [--listed 200] [--unlisted 200] [--min-face 8] [--out results.json]
 
 From ../shared/data/lfw-dev (after `benchmarks/lfw_encodings.py`'s caches, `load` and
@@ -9,14 +9,18 @@ From ../shared/data/lfw-dev (after `benchmarks/lfw_encodings.py`'s caches, `load
 other identity is enrolled with its first photo (its cached encoding: the face nearest
 the middle, as `frs evaluate` takes it). Probes: the second photo of `--listed` listed
 people with two or more photos (mated) and the first photo of each unlisted person
-(non-mated), each shown for one second, the photo's middle 160 px at one of three places across a 640x360 canvas in turn, x264, shrunk so
-that the face (about 110 px tall in an LFW photo) is `--sizes` px tall. Each clip is
-scanned by the `frs` on the path at its defaults with `--min-face`, `--unmatched`.
+(non-mated), each shown for one second at one of three places across a 640x360 canvas
+in turn, x264 (CRF 23), scaled so that the face is `--sizes` px tall. A face's height is
+dlib's box on the photo (63 px, the median: the photos are 150x150, so 63 is photo size);
+the rows of a scan report taller boxes (`row_height_px`). Each clip is scanned by this
+checkout's frs at its defaults with `--min-face` and `--unmatched`.
 
 Per family and size: FNIR (mated probes whose second holds no row naming them), FPIR
-(non-mated probes whose second holds a row naming anyone), the FNIR and FPIR the scan
-states for its rule (its `--summary`), and the faces found. Clips are made in a temporary
-folder and never kept: they show real people's faces.
+(non-mated probes whose second holds a row naming anyone), both counting only rows of
+the probe's own face (its box in the middle of the photo: an LFW photo may show a listed
+person beside an unlisted one; alerts on such faces are counted apart), the FNIR and FPIR the scan
+states for its rule (its `--summary`), the faces found and their heights. Clips are made
+in a temporary folder and never kept: they show real people's faces.
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -41,8 +44,10 @@ import lfw_encodings  # noqa: E402
 from frs_cli.video import synthetic  # noqa: E402
 
 LFW = lfw_encodings.LFW
-PHOTO_FACE_PX = 110  # the face's height in a 250x250 LFW photo, about
-CROP = 160  # px of the photo's middle shown: the face and some context
+PHOTO_PX = 150  # lfw-dev's photos are 150x150
+# The face's height in an lfw-dev photo: dlib's box, median of 100 photos (10th-90th
+# percentile 53-75 px); SCRFD's box is taller (86 px in one photo where dlib's was 76).
+PHOTO_FACE_PX = 63
 PLACES = 3  # across the canvas, in turn
 WIDTH, HEIGHT, FPS = 640, 360, 25
 
@@ -80,24 +85,16 @@ def enrol(path: Path, family: str, gallery: dict) -> int:
 
 
 def clip(path: Path, probes: list, face_px: int) -> None:
-    """Each probe for one second, its face `face_px` tall: the photo's middle CROP px
-    (the face and a margin) at one of PLACES across the canvas in turn (at one place, a
-    probe's face was followed into the next one's there, even a second later)."""
-    side = CROP * face_px / PHOTO_FACE_PX  # the crop's height on the canvas
-    crops = path.parent / "crops"
-    crops.mkdir(exist_ok=True)
+    """Each probe's photo for one second, scaled so that its face is `face_px` tall, at
+    one of PLACES across the canvas in turn (at one place, a probe's face was followed
+    into the next one's there, even a second later)."""
+    side = PHOTO_PX * face_px / PHOTO_FACE_PX  # the photo's height on the canvas
     shots = []
     for k, (name, photo) in enumerate(probes):
-        cropped = crops / photo
-        if not cropped.exists():
-            margin = (250 - CROP) // 2
-            Image.open(LFW / name / photo).crop(
-                (margin, margin, margin + CROP, margin + CROP)
-            ).save(cropped, quality=95)
         centre = (k % PLACES + 0.5) * WIDTH / PLACES
         shots.append(
             synthetic.Shot(
-                str(cropped),
+                str(LFW / name / photo),
                 k * FPS,
                 k * FPS + FPS - 1,
                 x=(centre - side / 2) / WIDTH,
@@ -108,7 +105,17 @@ def clip(path: Path, probes: list, face_px: int) -> None:
     synthetic.write_clip(path, shots, frames=len(probes) * FPS, fps=FPS, width=WIDTH, height=HEIGHT)
 
 
-def measure(wl: Path, video: Path, probes: list, mated: int, min_face: int) -> dict:
+def central(row: dict, k: int, face_px: int) -> bool:
+    """Whether a row's face is probe `k`'s own: its box centre within the middle half of
+    the photo shown (LFW centres the named person; another person in the photo, perhaps
+    a listed one, is not the probe)."""
+    side = PHOTO_PX * face_px / PHOTO_FACE_PX
+    x = row["left"] + row["width"] / 2 - (k % PLACES + 0.5) * WIDTH / PLACES
+    y = row["top"] + row["height"] / 2 - HEIGHT / 2
+    return abs(x) <= side / 4 and abs(y) <= side / 4
+
+
+def measure(wl: Path, video: Path, probes: list, mated: int, min_face: int, face_px: int) -> dict:
     summary = video.with_suffix(".json")
     started = time.time()
     done = subprocess.run(
@@ -120,9 +127,13 @@ def measure(wl: Path, video: Path, probes: list, mated: int, min_face: int) -> d
         raise SystemExit(done.stderr)
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
     seconds: dict[int, list[dict]] = {}
+    elsewhere = 0  # alerts on another face in a non-mated probe's photo
     for r in rows:
         for k in range(int(r["start_s"]), int(float(r["end_s"]) - 1e-9) + 1):
-            seconds.setdefault(k, []).append(r)
+            if central(r, k, face_px):
+                seconds.setdefault(k, []).append(r)
+            elif r["identity"] is not None and mated <= k < len(probes):
+                elsewhere += 1
     misses = sum(
         not any(r["identity"] == name for r in seconds.get(k, []))
         for k, (name, _) in enumerate(probes[:mated])
@@ -132,15 +143,19 @@ def measure(wl: Path, video: Path, probes: list, mated: int, min_face: int) -> d
         for k in range(mated, len(probes))
     )
     seen = sum(bool(seconds.get(k)) for k in range(len(probes)))
+    heights = [r["height"] for r in rows]
     said = json.loads(summary.read_text())
     rule = said["rule"]
     return {
         "fnir": round(misses / mated, 3),
         "fpir": round(alerts / (len(probes) - mated), 3),
+        "alerts_on_other_faces": elsewhere,
         "stated_fnir": rule.get("fnir"),
         "stated_fpir": rule.get("fpir"),
         "probes_with_a_face": f"{seen}/{len(probes)}",
         "tracks": said["tracks"],
+        "row_height_px": float(np.median(heights)) if heights else None,  # as rows report it
+        "faces_by_height_px": said.get("faces_by_height_px"),
         "scan_s": round(time.time() - started, 1),
     }
 
@@ -148,7 +163,7 @@ def measure(wl: Path, video: Path, probes: list, mated: int, min_face: int) -> d
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--family", default="dlib,arcface")
-    ap.add_argument("--sizes", default="110,48,32,24")
+    ap.add_argument("--sizes", default="63,48,32,24")
     ap.add_argument("--listed", type=int, default=200)
     ap.add_argument("--unlisted", type=int, default=200)
     ap.add_argument("--min-face", type=int, default=8)
@@ -168,7 +183,7 @@ def main() -> None:
             wl = folder / f"{family}.db"
             faces = enrol(wl, family, gallery)
             for size, video in clips.items():
-                got = measure(wl, video, probes, len(mated), args.min_face)
+                got = measure(wl, video, probes, len(mated), args.min_face, size)
                 got |= {"family": family, "face_px": size, "watchlist_faces": faces}
                 results.append(got)
                 print(json.dumps(got), flush=True)

@@ -146,10 +146,10 @@ def test_the_summary_counts_faces_by_height_and_says_where_the_rates_do_not_hold
     result = run_cli("scan", "-w", demo_watchlist, "--summary", summary, DEMO)
     # Hopper's faces 136 and 119 px, Collins's 58 px (their largest encoded views).
     assert json.loads(summary.read_text())["faces_by_height_px"] == {"48-64": 1, ">=96": 2}
-    assert "under 48 px" not in result.stderr
-    small = tmp_path / "small.mp4"  # Hopper's face about 40 px tall, for 2 s
-    shot = synthetic.Shot(str(SAMPLE / "Grace_Hopper.jpg"), 0, 49, x=0.4, y=0.3, height=0.22)
+    assert "under 32 px" not in result.stderr
+    small = tmp_path / "small.mp4"  # Hopper's face under 32 px tall, for 2 s
+    shot = synthetic.Shot(str(SAMPLE / "Grace_Hopper.jpg"), 0, 49, x=0.4, y=0.3, height=0.18)
     synthetic.write_clip(small, [shot], frames=50)
-    result = run_cli("scan", "-w", demo_watchlist, "--min-face", "20", "--summary", summary, small)
-    assert json.loads(summary.read_text())["faces_by_height_px"] == {"32-48": 1}
-    assert "1 of 1 faces followed were under 48 px tall: the rates above" in result.stderr
+    result = run_cli("scan", "-w", demo_watchlist, "--min-face", "12", "--summary", summary, small)
+    assert json.loads(summary.read_text())["faces_by_height_px"] == {"24-32": 1}
+    assert "1 of 1 faces followed were under 32 px tall: the miss rate above" in result.stderr

@@ -559,8 +559,8 @@ def _print_summary(stats: Any, cfg: Any) -> None:
     if small:
         lines.append(
             f"{small} of {stats.tracks} faces followed were under {scanning.STATED_FROM_PX} px "
-            "tall: the rates above were measured on faces of about 110 px and do not hold "
-            "for them (misses are far more common; docs/accuracy.md, 'Small faces')"
+            "tall: the miss rate above was measured on larger faces and does not hold for "
+            "them (2-5x as many misses measured there; docs/accuracy.md, 'Small faces')"
         )
     if stats.unaligned:
         lines.append(

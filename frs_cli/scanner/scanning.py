@@ -118,11 +118,12 @@ class Events:
 
 
 # Face heights (px, a track's largest encoded box) the summary counts faces by (issue 36).
-# The stated rates were measured on faces of about 110 px (lfw-dev photos); on lfw-dev
-# probes shrunk through frs's own path (benchmarks/cctv_faces.py) the misses grew far past
-# them below 48 px, in both families (docs/accuracy.md, "Small faces").
+# The stated rates were measured on lfw-dev photos (faces about 60-65 px); on lfw-dev
+# probes shrunk through frs's own path (benchmarks/cctv_faces.py) false alerts stayed
+# within 1% at every size, but below 32 px the misses were 2-5x what a scan states, in
+# both families (docs/accuracy.md, "Small faces").
 HEIGHT_BANDS = (24, 32, 48, 64, 96)
-STATED_FROM_PX = 48  # below this, the stated rates are known not to hold
+STATED_FROM_PX = 32  # below this, the stated miss rate is known not to hold
 
 
 def height_band(height: int) -> str:

@@ -46,8 +46,8 @@ def summary(stats: ScanStats, cfg: ScanConfig, model_id: str) -> dict[str, Any]:
         # left out of matching; a face with no other view is not matched at all.
         "views_not_aligned": stats.unaligned,
         # Faces followed (tracks) by the height of their largest encoded view, px: the
-        # stated rates ("rule") were measured on faces of about 110 px and do not hold for
-        # faces under 48 px (docs/accuracy.md, "Small faces"; issue 36).
+        # stated miss rate ("rule") does not hold for faces under 32 px (docs/accuracy.md,
+        # "Small faces"; issue 36).
         "faces_by_height_px": {
             band: stats.heights[band] for band in height_bands() if band in stats.heights
         },
