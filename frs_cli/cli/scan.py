@@ -555,10 +555,9 @@ def _print_summary(stats: Any, cfg: Any) -> None:
         f"against {stats.watchlist_identities} identities ({stats.watchlist_faces} faces)",
         *calibration.summary_lines(cfg.rule, stats.looks),
     ]
-    small = scanning.faces_under_stated(stats)
-    if small:
+    if stats.small_faces:
         lines.append(
-            f"{small} of {stats.tracks} faces followed were under {scanning.STATED_FROM_PX} px "
+            f"{stats.small_faces} of {stats.tracks} faces followed were under {scanning.STATED_FROM_PX} px "
             "tall: the miss rate above was measured on larger faces and does not hold for "
             "them (2-5x as many misses measured there; docs/accuracy.md, 'Small faces')"
         )

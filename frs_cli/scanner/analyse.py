@@ -451,7 +451,7 @@ class SegmentScanner:
             faces.append((c.crop, Box(b.left - c.dx, b.top - c.dy, b.width, b.height), c.landmarks))
         with STAGES.timed("encode"):
             vectors = self.family.encode(faces)
-        self.unaligned += int(np.isnan(vectors).any(axis=1).sum()) if len(vectors) else 0
+        self.unaligned += int(np.isnan(vectors).any(axis=1).sum())
         for view, vector in zip(self.waiting, vectors, strict=True):
             view.vector = vector
             view.candidate.crop = _NO_CROP  # not needed any more

@@ -86,6 +86,7 @@ class ScanStats:
     looks: dict[int, int] = field(default_factory=dict)  # encodings per face: faces
     unaligned: int = 0  # views left out: the family could not align them
     heights: dict[str, int] = field(default_factory=dict)  # faces (tracks) per HEIGHT_BANDS
+    small_faces: int = 0  # faces (tracks) under STATED_FROM_PX
     watchlist_faces: int = 0
     watchlist_identities: int = 0
     interrupted: bool = False
@@ -96,6 +97,21 @@ class ScanStats:
     wall_s: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)  # summed over workers
     inputs: list[dict[str, str]] = field(default_factory=list)  # path, status, reason
+
+    def count(self, outcome: FileOutcome) -> None:
+        """Add a scanned file's footage, frames, faces, tracks and alerts."""
+        self.footage_s += outcome.analysed_s
+        self.frames_analysed += outcome.frames_analysed
+        self.faces += outcome.faces
+        self.unaligned += outcome.unaligned
+        for height in outcome.heights:
+            band = height_band(height)
+            self.heights[band] = self.heights.get(band, 0) + 1
+        self.small_faces += sum(height < STATED_FROM_PX for height in outcome.heights)
+        self.tracks += outcome.tracks
+        for k in outcome.looks:
+            self.looks[k] = self.looks.get(k, 0) + 1
+        self.alerts += sum(1 for a in outcome.appearances if a.identity is not None)
 
     def add_stage(self, stage: str, seconds: float) -> None:
         self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
@@ -139,16 +155,6 @@ def height_band(height: int) -> str:
 def height_bands() -> list[str]:
     """Every band `height_band` names, smallest first."""
     return [height_band(0), *(height_band(h) for h in HEIGHT_BANDS)]
-
-
-def faces_under_stated(stats: ScanStats) -> int:
-    """Faces (tracks) of the scan smaller than STATED_FROM_PX: the stated rates do not
-    hold for them."""
-    return sum(
-        n
-        for low, band in zip((0, *HEIGHT_BANDS), height_bands(), strict=True)
-        if low < STATED_FROM_PX and (n := stats.heights.get(band, 0))
-    )
 
 
 def identify(tracks: list[Track], watchlist: Watchlist, rule: Rule) -> list[Identified]:
@@ -347,6 +353,31 @@ def run_scan(
     return stats
 
 
+def input_entry(
+    info: decode.VideoInfo, outcome: FileOutcome, analysis: AnalysisConfig, base: AnalysisConfig
+) -> dict[str, Any]:
+    """A scanned file's entry in the summary's `inputs`: its status and durations, the
+    analysis settings where --settings changed them from `base` (clips analyse it the
+    same way), how its times were derived, its clock, and why it broke off."""
+    entry: dict[str, Any] = {
+        "path": info.path,
+        "status": "partial" if outcome.error else "ok",
+        "duration_s": round(float(info.duration_s), 3),
+        "analysed_s": round(float(outcome.analysed_s), 3),
+    }
+    if analysis.min_face != base.min_face:
+        entry["min_face"] = analysis.min_face
+    if analysis.rois != base.rois:
+        entry["rois"] = [list(r) for r in analysis.rois]
+    if info.derived:
+        entry["times"] = info.derived
+    if outcome.clock is not None:
+        entry["clock"] = outcome.clock.to_dict()
+    if outcome.error:
+        entry["reason"] = outcome.error
+    return entry
+
+
 def iter_scan(
     cfg: ScanConfig,
     watchlist: Watchlist,
@@ -383,7 +414,7 @@ def iter_scan(
     clocks: dict[str, wallclock.WallClock | None] = {}
     analyses: dict[str, AnalysisConfig] = {}  # per file, where --settings changed it
     # With --unmatched, who is who across the scan (encodings in memory only).
-    family = families.of(watchlist.model_id)
+    family = watchlist.family
     people = persons.People(family.same_person, family.person_margin) if cfg.unmatched else None
 
     def on_progress(r: progress_report.Report) -> None:
@@ -432,34 +463,9 @@ def iter_scan(
     def record(info: decode.VideoInfo, outcome: FileOutcome) -> None:
         """After the file's rows are out: its counts, its entry, its error line, its
         progress bar (a file whose rows could not be written is not counted as scanned)."""
-        stats.footage_s += outcome.analysed_s
-        stats.frames_analysed += outcome.frames_analysed
-        stats.faces += outcome.faces
-        stats.unaligned += outcome.unaligned
-        for height in outcome.heights:
-            band = height_band(height)
-            stats.heights[band] = stats.heights.get(band, 0) + 1
-        stats.tracks += outcome.tracks
-        for k in outcome.looks:
-            stats.looks[k] = stats.looks.get(k, 0) + 1
-        stats.alerts += sum(1 for a in outcome.appearances if a.identity is not None)
-        entry: dict[str, Any] = {
-            "path": info.path,
-            "status": "partial" if outcome.error else "ok",
-            "duration_s": round(float(info.duration_s), 3),
-            "analysed_s": round(float(outcome.analysed_s), 3),
-        }
-        analysis = analyses.pop(info.path, cfg.analysis)
-        if analysis.min_face != cfg.analysis.min_face:
-            entry["min_face"] = analysis.min_face  # --settings: clips analyse it the same way
-        if analysis.rois != cfg.analysis.rois:
-            entry["rois"] = [list(r) for r in analysis.rois]
-        if info.derived:
-            entry["times"] = info.derived
-        if outcome.clock is not None:
-            entry["clock"] = outcome.clock.to_dict()
+        stats.count(outcome)
+        entry = input_entry(info, outcome, analyses.pop(info.path, cfg.analysis), cfg.analysis)
         if outcome.error:
-            entry["reason"] = outcome.error
             stats.files_failed += 1
             stats.files_partial += 1
             stats.inputs.append(entry)
@@ -534,7 +540,6 @@ def iter_scan(
 def watchlist_family(watchlist: str | Path | Watchlist) -> Family:
     """The model family whose networks a scan against `watchlist` must use (its model id
     says which; dlib where the file cannot be read: opening it then says why)."""
-    from frs_cli.faces import families
     from frs_cli.watchlist.store import peek_model_id
 
     if isinstance(watchlist, (str, Path)):

@@ -31,13 +31,7 @@ class Watchlist(Calibrated):
                 " (the file is damaged: restore it from a copy, or enrol the photos again"
                 " into a new watchlist)"
             ]
-        bad: list[str] = []
-        for name, blob in self.conn.execute(
-            "SELECT i.name, f.vector FROM faces f JOIN identities i ON i.id = f.identity_id"
-        ):
-            vec = np.frombuffer(blob, np.float32) if len(blob) == self.dim * 4 else None
-            if vec is None or not usable(vec, self.norms)[0]:
-                bad.append(name)
+        bad = self.bad_vector_names()
         if bad:
             names = ", ".join(printable(n) for n in sorted(set(bad))[:5])
             more = f" and {len(set(bad)) - 5} more" if len(set(bad)) > 5 else ""

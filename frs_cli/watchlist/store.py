@@ -407,17 +407,22 @@ class Store:
                 " encodings of different models cannot be compared. Enrol into a new watchlist."
             )
 
-    def check_vectors(self) -> None:
-        """Raise unless every face's vector is `dim` finite numbers: a scan would silently
-        miss a person whose vector is not, and nothing should be added beside it."""
+    def bad_vector_names(self) -> list[str]:
+        """The identity of each face whose vector is not `dim` numbers of an encoding of
+        this watchlist's family (`usable`), once per such face."""
         bad: list[str] = []
-        dim = self.dim
         for name, blob in self.conn.execute(
             "SELECT i.name, f.vector FROM faces f JOIN identities i ON i.id = f.identity_id"
         ):
-            vec = np.frombuffer(blob, np.float32) if len(blob) == dim * 4 else None
+            vec = np.frombuffer(blob, np.float32) if len(blob) == self.dim * 4 else None
             if vec is None or not usable(vec, self.norms)[0]:
                 bad.append(name)
+        return bad
+
+    def check_vectors(self) -> None:
+        """Raise unless every face's vector is `dim` finite numbers: a scan would silently
+        miss a person whose vector is not, and nothing should be added beside it."""
+        bad = self.bad_vector_names()
         if bad:
             names = ", ".join(files.printable(n) for n in sorted(set(bad))[:5])
             raise WatchlistError(
