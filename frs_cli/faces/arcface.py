@@ -228,11 +228,18 @@ class Encoder:
 
     def __call__(self, chips: np.ndarray) -> np.ndarray:
         """(n, 112, 112, 3) aligned RGB chips -> (n, 512) encodings of length 1."""
+        return self.with_lengths(chips)[0]
+
+    def with_lengths(self, chips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The encodings of length 1, and each one's length before it was normalised: a
+        measure of how well the network saw the face (on lfw-dev probes shrunk to 24 px,
+        the same-person distance fell as it grew: correlation -0.56; faces/bands.py)."""
         if not len(chips):
-            return np.zeros((0, DIM), np.float32)
+            return np.zeros((0, DIM), np.float32), np.zeros(0, np.float32)
         x = ((np.asarray(chips, np.float32) - 127.5) / 127.5).transpose(0, 3, 1, 2)
         out = self.session.run(None, {self.input: np.ascontiguousarray(x)})[0]
-        return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
+        lengths = np.linalg.norm(out, axis=1)
+        return (out / lengths[:, None]).astype(np.float32), lengths.astype(np.float32)
 
 
 def encode_faces(rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
@@ -310,6 +317,13 @@ def encode_boxes(
     around its box, or on its eyes where it finds none, each tried in turn where the one
     before lies at one point. A face none of them can align gets a row of NaN: the
     caller skips it (Family.encode)."""
+    return encode_boxes_lengths(faces)[0]
+
+
+def encode_boxes_lengths(
+    faces: Sequence[tuple[np.ndarray, Box] | tuple[np.ndarray, Box, tuple[float, ...]]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """`encode_boxes`, and each encoding's length before normalisation (NaN where none)."""
     chips, skipped = [], []
     for k, face in enumerate(faces):
         chip = _chip(face[0], face[1], face[2] if len(face) > 2 else ())
@@ -317,9 +331,12 @@ def encode_boxes(
             skipped.append(k)
             chip = np.zeros((CHIP, CHIP, 3), np.uint8)
         chips.append(chip)
-    out = encoder()(np.stack(chips) if chips else np.zeros((0, CHIP, CHIP, 3), np.uint8))
+    out, lengths = encoder().with_lengths(
+        np.stack(chips) if chips else np.zeros((0, CHIP, CHIP, 3), np.uint8)
+    )
     out[skipped] = np.nan
-    return out
+    lengths[skipped] = np.nan
+    return out, lengths
 
 
 def _chip(rgb: np.ndarray, box: Box, given: tuple[float, ...]) -> np.ndarray | None:

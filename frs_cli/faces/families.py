@@ -98,13 +98,21 @@ class Family:
         detector's landmarks: used where the family aligns on them), float32[n, dim]. A
         face that cannot be encoded (ArcFace: no landmarks that do not lie at one point)
         gets a row of NaN, which the caller skips."""
+        return self.encode_lengths(faces)[0]
+
+    def encode_lengths(
+        self, faces: Sequence[tuple[np.ndarray, Box] | tuple[np.ndarray, Box, Landmarks]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`encode`, and each encoding's length before it was normalised (ArcFace's: a
+        quality signal, faces/bands.py; dlib's are not normalised: their own length)."""
         if self.name == "dlib":
             from frs_cli.faces.dlib_encoder import face_encodings
 
-            return face_encodings([(face[0], face[1]) for face in faces])
+            vectors = face_encodings([(face[0], face[1]) for face in faces])
+            return vectors, np.linalg.norm(vectors, axis=1).astype(np.float32)
         from frs_cli.faces import arcface
 
-        return arcface.encode_boxes(faces)
+        return arcface.encode_boxes_lengths(faces)
 
 
 def _grid(first: float, last: float, step: float) -> tuple[float, ...]:
