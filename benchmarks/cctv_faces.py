@@ -52,8 +52,12 @@ PLACES = 3  # across the canvas, in turn
 WIDTH, HEIGHT, FPS = 640, 360, 25
 
 
-def people(seed: int, listed: int, unlisted: int) -> tuple[dict, list, list]:
-    """(gallery {identity: photo}, mated probes, non-mated probes) as (identity, photo)."""
+def people(
+    seed: int, listed: int, unlisted: int, enrol: int = 1, min_photos: int = 2
+) -> tuple[dict, list, list]:
+    """(gallery {identity: [photos]}, mated probes, non-mated probes) as (identity, photo):
+    the listed people (with `min_photos` or more) enrolled with their first `enrol`
+    photos and probed with the next; everyone else with their first."""
     photos = {
         d.name: sorted(p.name for p in d.glob("*.jpg"))
         for d in sorted(x for x in LFW.iterdir() if x.is_dir())
@@ -62,9 +66,13 @@ def people(seed: int, listed: int, unlisted: int) -> tuple[dict, list, list]:
     rng = np.random.default_rng(seed)
     order = [names[i] for i in rng.permutation(len(names))]
     off = order[:unlisted]
-    several = [n for n in order[unlisted:] if len(photos[n]) >= 2][:listed]
-    gallery = {n: photos[n][0] for n in names if n not in set(off)}
-    return gallery, [(n, photos[n][1]) for n in several], [(n, photos[n][0]) for n in off]
+    need = max(min_photos, enrol + 1)
+    several = [n for n in order[unlisted:] if len(photos[n]) >= need][:listed]
+    gallery = {
+        n: photos[n][: enrol if n in set(several) else 1] for n in names if n not in set(off)
+    }
+    probes = [(n, photos[n][enrol]) for n in several]
+    return gallery, probes, [(n, photos[n][0]) for n in off]
 
 
 def enrol(path: Path, family: str, gallery: dict) -> int:
@@ -77,7 +85,7 @@ def enrol(path: Path, family: str, gallery: dict) -> int:
     else:
         names, photos, vectors, found = lfw_encodings.load_arcface()
     at = {(n, p): k for k, (n, p) in enumerate(zip(names.tolist(), photos.tolist(), strict=True))}
-    rows = [(n, at.get((n, p))) for n, p in gallery.items()]
+    rows = [(n, at.get((n, p))) for n, ps in gallery.items() for p in ps]
     rows = [(n, k) for n, k in rows if k is not None and found[k]]
     with frs.Watchlist.create(path, encoder=family) as wl:
         wl.add_vectors([n for n, _ in rows], vectors[[k for _, k in rows]])
@@ -143,8 +151,18 @@ def measure(wl: Path, video: Path, probes: list, mated: int, min_face: int, face
         for k in range(mated, len(probes))
     )
     seen = sum(bool(seconds.get(k)) for k in range(len(probes)))
-    heights = [r["height"] for r in rows]
     said = json.loads(summary.read_text())
+    # The rates the scan states for the probes' own faces (its band's, for the largest
+    # row of each mated probe seen), beside those measured over the same faces.
+    rates = said.get("faces_by_band", {})
+    own = [max(seconds[k], key=lambda r: r["face_px"] or 0) for k in range(mated) if seconds.get(k)]
+    stated_own = [rates.get(r["face_band"], {}).get("fnir") for r in own]
+    missed_seen = sum(
+        not any(r["identity"] == name for r in seconds[k])
+        for k, (name, _) in enumerate(probes[:mated])
+        if seconds.get(k)
+    )
+    heights = [r["height"] for r in rows]
     rule = said["rule"]
     return {
         "fnir": round(misses / mated, 3),
@@ -152,10 +170,19 @@ def measure(wl: Path, video: Path, probes: list, mated: int, min_face: int, face
         "alerts_on_other_faces": elsewhere,
         "stated_fnir": rule.get("fnir"),
         "stated_fpir": rule.get("fpir"),
+        # over the faces this scan saw, each size's rates (issue 36)
+        "expected_fnir": said.get("expected_fnir"),
+        "expected_fpir": said.get("expected_fpir"),
+        "faces_too_small": said.get("faces_too_small"),
+        # over the mated probes' own faces that the scan saw
+        "fnir_seen": round(missed_seen / len(own), 3) if own else None,
+        "expected_fnir_seen": round(float(np.mean([x for x in stated_own if x is not None])), 4)
+        if any(x is not None for x in stated_own)
+        else None,
         "probes_with_a_face": f"{seen}/{len(probes)}",
         "tracks": said["tracks"],
         "row_height_px": float(np.median(heights)) if heights else None,  # as rows report it
-        "faces_by_height_px": said.get("faces_by_height_px"),
+        "faces_by_band": {b: v["faces"] for b, v in said.get("faces_by_band", {}).items()},
         "scan_s": round(time.time() - started, 1),
     }
 
@@ -168,9 +195,13 @@ def main() -> None:
     ap.add_argument("--unlisted", type=int, default=200)
     ap.add_argument("--min-face", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--enrol", type=int, default=1, help="photos enrolled per listed person")
+    ap.add_argument("--min-photos", type=int, default=2, help="... listed people have")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    gallery, mated, non_mated = people(args.seed, args.listed, args.unlisted)
+    gallery, mated, non_mated = people(
+        args.seed, args.listed, args.unlisted, args.enrol, args.min_photos
+    )
     probes = mated + non_mated
     results = []
     with tempfile.TemporaryDirectory(prefix="frs-cctv-") as tmp:
@@ -187,12 +218,16 @@ def main() -> None:
                 got |= {"family": family, "face_px": size, "watchlist_faces": faces}
                 results.append(got)
                 print(json.dumps(got), flush=True)
-    print("| family | face height | FPIR measured | FNIR measured | FNIR stated | FPIR stated |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| family | face height | rows' height | FPIR measured | FNIR measured | "
+        "expected FNIR | expected FPIR | too small | FNIR of probes seen | stated for them |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
-            f"| {r['family']} | {r['face_px']} px | {r['fpir']:.3f} | {r['fnir']:.3f} | "
-            f"{r['stated_fnir']} | {r['stated_fpir']} |"
+            f"| {r['family']} | {r['face_px']} px | {r['row_height_px']} px | {r['fpir']:.3f} | "
+            f"{r['fnir']:.3f} | {r['expected_fnir']} | {r['expected_fpir']} | "
+            f"{r['faces_too_small']} | {r['fnir_seen']} | {r['expected_fnir_seen']} |"
         )
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n")

@@ -233,6 +233,8 @@ def _appearance(row: dict[str, Any]) -> Appearance:
         clock_start=dt.datetime.fromisoformat(wall) - dt.timedelta(seconds=float(start))
         if wall
         else None,
+        face_px=row.get("face_px"),
+        face_band=row.get("face_band"),
     )
 
 
@@ -248,10 +250,13 @@ def evaluate(
     groups: dict[str, str] | None = None,
     workers: int | None = None,
     encoder: str = "dlib",
+    face_px: tuple[int, ...] = (),
 ) -> dict[str, Any]:
     """1:N accuracy on a folder-per-identity photo set with the `encoder` family's
     networks: the figures `frs evaluate --json` writes (see docs/accuracy.md).
-    `tolerance`: the threshold to report (default: the family's fixed one, 0.6 for dlib)."""
+    `tolerance`: the threshold to report (default: the family's fixed one, 0.6 for dlib).
+    `face_px`: measure the probes again at these face heights, as CCTV films them, under
+    the scan's rule for each size (`by_face_px`)."""
     from frs_cli.accuracy import evaluation as ev
     from frs_cli.faces import families
     from frs_cli.workers.executors import ordered_map
@@ -264,7 +269,7 @@ def evaluate(
             Path(dataset), enrol, gallery_share, seed,
             family.fixed_tolerance if tolerance is None else tolerance,
             lambda fn, items: ordered_map(executor, fn, items), limit,
-            Path(cohort) if cohort is not None else None, family.name,
+            Path(cohort) if cohort is not None else None, family.name, tuple(face_px),
         )  # fmt: skip
     finally:
         executor.shutdown()

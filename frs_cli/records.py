@@ -89,6 +89,19 @@ class Sighting:
     box: Box
 
 
+@dataclass(frozen=True)
+class Quality:
+    """How one view of a face was seen (frs_cli.faces.quality says how each is measured)."""
+
+    face_px: int  # the detector's box height
+    score: float  # the detector's score
+    sharpness: float  # variance of the Laplacian of its luma at 32 px square
+    eye_px: float | None = None  # from the detector's landmarks, where it gave them
+    yaw: float | None = None
+    pitch: float | None = None
+    length: float | None = None  # the encoding's before normalisation (once encoded)
+
+
 @dataclass(frozen=True, eq=False)
 class FaceEncoding:
     """A 128-d encoding of a tracked face at one frame. Never written to disk."""
@@ -99,6 +112,7 @@ class FaceEncoding:
     quality: float
     face_jpeg: bytes = b""  # with views on: the face with a margin, for review
     frame_jpeg: bytes = b""  # with views on: the frame, reduced, the face boxed
+    seen: Quality | None = None  # how this view was seen (faces/quality.py)
 
 
 @dataclass(frozen=True)
@@ -211,6 +225,12 @@ class Appearance:
     # With --unmatched: who this is across the scan's tracks and files (frs_cli.scanner.persons),
     # listed or not; rows then have a `person` column.
     person: str | None = None
+    # The face's size: its largest encoded view's height, px, by which the rule's size
+    # band was chosen (frs_cli.faces.bands); None in rows of earlier versions.
+    face_px: int | None = None
+    # ... and the rule's cell for it: the size band, and for families that class faces by
+    # their encoding's length, that class ("24-32 high"; frs_cli.faces.bands.key).
+    face_band: str | None = None
 
     def wall(self, seconds: Fraction) -> dt.datetime | None:
         """The time of day `seconds` into the file, to the millisecond (None: unknown)."""
@@ -232,14 +252,16 @@ _APPEARANCE = (
 # The time of day, after the columns earlier versions wrote (empty: the file's clock is
 # unknown): ISO 8601 with milliseconds and the UTC offset.
 WALL_COLUMNS = ("start_wall", "end_wall")
-APPEARANCE_COLUMNS = (*_APPEARANCE, *WALL_COLUMNS)
+# The face's size (px) for the rule's size bands, after those (issue 36).
+SIZE_COLUMNS = ("face_px", "face_band")
+APPEARANCE_COLUMNS = (*_APPEARANCE, *WALL_COLUMNS, *SIZE_COLUMNS)
 DETECTION_COLUMNS = (
     "source", "frame", "time_s", "timecode", "track_id", "identity", "distance",
     "left", "top", "width", "height", "time_wall",
 )  # fmt: skip
 
 # With --crops: the review pictures' paths.
-REVIEW_COLUMNS = (*_APPEARANCE, "crop", "frame_view", *WALL_COLUMNS)
+REVIEW_COLUMNS = (*_APPEARANCE, "crop", "frame_view", *WALL_COLUMNS, *SIZE_COLUMNS)
 # With --unmatched, after the others: the same label for the same person across the scan.
 PERSON_COLUMN = "person"
 
@@ -270,6 +292,8 @@ def appearance_row(a: Appearance) -> Row:
         "second_identity": a.second_identity,
         "start_wall": _wall(a, a.start_s),
         "end_wall": _wall(a, a.end_s),
+        "face_px": a.face_px,
+        "face_band": a.face_band,
         **({"person": a.person} if a.person is not None else {}),
     }
 

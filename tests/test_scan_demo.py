@@ -8,6 +8,8 @@ import json
 import pytest
 from conftest import SAMPLE, jsonl, run_cli
 
+from frs_cli.video import synthetic
+
 DEMO = SAMPLE / "demo.mp4"
 
 
@@ -36,7 +38,7 @@ def test_csv_columns_and_timecodes(demo_watchlist):
     assert reader.fieldnames == [
         "source", "identity", "start_s", "end_s", "start_tc", "end_tc", "best_s",
         "distance", "detections", "track_id", "left", "top", "width", "height",
-        "margin", "second_identity", "start_wall", "end_wall",
+        "margin", "second_identity", "start_wall", "end_wall", "face_px", "face_band",
     ]  # fmt: skip
     rows = list(reader)
     hopper = [r for r in rows if r["identity"] == "Grace_Hopper"][0]
@@ -137,19 +139,35 @@ def test_usage_errors_exit_2(demo_watchlist):
     assert run_cli("scan", "-w", demo_watchlist).exit_code == 2
 
 
-def test_the_summary_counts_faces_by_height_and_says_where_the_rates_do_not_hold(
-    demo_watchlist, tmp_path
-):
-    from frs_cli.video import synthetic
+def test_the_summary_counts_faces_by_size_with_the_rule_there(demo_watchlist, tmp_path):
+    from frs_cli.faces import bands
+    from frs_cli.watchlist import Watchlist
 
+    with Watchlist.open(demo_watchlist) as wl:
+        rule = wl.rule(0.01)
     summary = tmp_path / "s.json"
-    result = run_cli("scan", "-w", demo_watchlist, "--summary", summary, DEMO)
-    # Hopper's faces 136 and 119 px, Collins's 58 px (their largest encoded views).
-    assert json.loads(summary.read_text())["faces_by_height_px"] == {"48-64": 1, ">=96": 2}
-    assert "under 32 px" not in result.stderr
-    small = tmp_path / "small.mp4"  # Hopper's face under 32 px tall, for 2 s
+    result = run_cli("scan", "-w", demo_watchlist, "--format", "jsonl", "--summary", summary, DEMO)
+    said = json.loads(summary.read_text())
+    # Hopper's faces 136 and 119 px, Collins's 61 px (their largest encoded views).
+    assert sorted(r["face_px"] for r in jsonl(result.stdout)) == [61, 119, 136]
+    photo = {"identifiable": True, "threshold": rule.threshold, "fnir": rule.fnir,
+             "fpir": rule.fpir}  # fmt: skip
+    assert said["faces_by_band"][">=64"] == {"faces": 2, "detections": 36, **photo}
+    assert said["faces_by_band"]["48-64"]["faces"] == 1
+    assert said["faces_too_small"] == 0
+    assert said["expected_fnir"] == pytest.approx(
+        (2 * rule.fnir + said["faces_by_band"]["48-64"]["fnir"]) / 3, abs=1e-4
+    )
+    assert "faces followed by size: 48-64 px: 1 (distance <=" in result.stderr
+    # Hopper under 32 px tall for 2 s: the rule of her size, which still finds her.
+    small = tmp_path / "small.mp4"
     shot = synthetic.Shot(str(SAMPLE / "Grace_Hopper.jpg"), 0, 49, x=0.4, y=0.3, height=0.18)
     synthetic.write_clip(small, [shot], frames=50)
-    result = run_cli("scan", "-w", demo_watchlist, "--min-face", "12", "--summary", summary, small)
-    assert json.loads(summary.read_text())["faces_by_height_px"] == {"24-32": 1}
-    assert "1 of 1 faces followed were under 32 px tall: the miss rate above" in result.stderr
+    result = run_cli("scan", "-w", demo_watchlist, "--min-face", "12", "--format", "jsonl",
+                     "--summary", summary, small)  # fmt: skip
+    said = json.loads(summary.read_text())
+    (band,) = said["faces_by_band"]
+    assert band == "24-32" and said["faces_by_band"][band]["threshold"] == pytest.approx(
+        rule.threshold + dict((t.band, t.shift) for t in bands.tables("dlib"))[band]
+    )
+    assert [r["identity"] for r in jsonl(result.stdout)] == ["Grace_Hopper"]

@@ -85,8 +85,8 @@ def test_the_clock_from_the_file_name(demo_watchlist, tagged, tmp_path):
 def test_without_a_clock_the_columns_are_empty_and_the_rest_unchanged(demo_watchlist):
     result = run_cli("scan", "-q", "-w", demo_watchlist, SAMPLE / "demo.mp4")
     header, *rows = result.stdout.splitlines()
-    assert header.endswith(",margin,second_identity,start_wall,end_wall")
-    assert rows and all(r.endswith(",,") for r in rows)
+    assert header.endswith(",margin,second_identity,start_wall,end_wall,face_px,face_band")
+    assert rows and all(r.split(",")[-4:-2] == ["", ""] for r in rows)
     detections = run_cli("scan", "-q", "-w", demo_watchlist, "--detections", SAMPLE / "demo.mp4")
     assert detections.stdout.splitlines()[0].endswith(",height,time_wall")
 

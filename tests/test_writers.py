@@ -32,6 +32,8 @@ def appearance(identity: str | None = "Ada_Lovelace", source: str = "cam 1.mp4")
             (25, Fraction(1), Box(10, 20, 30, 31)),
             (26, Fraction(26, 25), Box(11, 20, 30, 31)),
         ),
+        face_px=33,
+        face_band="32-48 high",
     )
 
 
@@ -49,7 +51,7 @@ def test_csv_appearance_row_exact():
     assert text == (
         ",".join(APPEARANCE_COLUMNS) + "\n"
         "cam 1.mp4,Ada_Lovelace,1.001,3.500,00:00:01.001,00:00:03.500,2.000,0.4123,12,3,10,20,30,31,"
-        "0.2,Charles_Babbage,,\n"
+        "0.2,Charles_Babbage,,,33,32-48 high\n"
     )
     # With the file's clock known, the time of day at start_s and end_s, to the ms.
     at = dt.datetime(2024, 3, 1, 10, tzinfo=dt.UTC)

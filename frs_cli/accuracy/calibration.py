@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
+from frs_cli.faces import bands
 from frs_cli.faces.families import DLIB, Family, get
 
 # Each family's grids and tables (families.py); dlib's, as named before families came:
@@ -69,6 +70,20 @@ TABLE_FPIR_SPREAD = (0.25, 2.0)
 
 
 @dataclass(frozen=True)
+class BandRate:
+    """The rule for faces of one size band (faces/bands.py) and what it costs there."""
+
+    band: str  # e.g. "24-32" (px, the detector's box), "24-32 high" (bands.key)
+    threshold: float | None  # None: too small to identify, never alerted on
+    fnir: float | None
+    fpir: float | None
+
+    @property
+    def identifiable(self) -> bool:
+        return self.threshold is not None
+
+
+@dataclass(frozen=True)
 class Rule:
     """The decision in force for a scan, and what it is expected to cost."""
 
@@ -81,9 +96,34 @@ class Rule:
     source: str  # how the estimates were obtained
     fpir_interval: tuple[float, float] | None = None  # 95%
     fnir_interval: tuple[float, float] | None = None
+    # Per face size (bands.keys(family)): the threshold and rates there; empty: one
+    # threshold for every size (a fixed --tolerance), rates not estimated per size.
+    bands: tuple[BandRate, ...] = ()
+    family: str = "dlib"  # whose size bands (faces/bands.py)
 
-    def alerts(self, distance: float, margin: float) -> bool:
-        return distance <= self.threshold and (self.margin is None or margin >= self.margin)
+    def band(self, height: float, length: float | None = None) -> BandRate | None:
+        """The rule for a face `height` px tall whose encoding was `length` long before
+        normalisation (None: no rule per size)."""
+        name = bands.key(self.family, height, length)
+        return next((b for b in self.bands if b.band == name), None)
+
+    def alerts(
+        self,
+        distance: float,
+        margin: float,
+        height: float | None = None,
+        length: float | None = None,
+    ) -> bool:
+        """Whether a face at `distance` from its nearest identity, `margin` nearer than
+        the others, alerts; `height`: the face's size, px, and `length` its encoding's
+        before normalisation (its size band's threshold)."""
+        threshold = self.threshold
+        band = self.band(height, length) if height is not None else None
+        if band is not None:
+            if band.threshold is None:
+                return False  # too small to identify
+            threshold = band.threshold
+        return distance <= threshold and (self.margin is None or margin >= self.margin)
 
     def describe(self) -> str:
         rule = f"distance <= {self.threshold:.2f}"
@@ -104,6 +144,7 @@ class Rule:
         for key in ("fpir_interval", "fnir_interval"):
             if values.get(key) is not None:
                 values[key] = tuple(values[key])
+        values["bands"] = tuple(BandRate(**b) for b in values.get("bands") or ())
         return cls(**values)
 
 
@@ -119,6 +160,9 @@ class Calibration:
     fnir: tuple[tuple[float, ...], ...]  # leave-one-photo-out where there were any, else the model
     fnir_model: tuple[tuple[float, ...], ...] = ()  # the same-person model, always
     family: str = "dlib"  # whose grids [t][m] index (families.py)
+    # The model per measured size band (bands.tables): its own same-person distances,
+    # the threshold and the competitors' distances moved by its shift.
+    fnir_bands: dict[str, tuple[tuple[float, ...], ...]] = field(default_factory=dict)
 
     @property
     def grids(self) -> Family:
@@ -132,6 +176,31 @@ class Calibration:
 
     def fnir_interval(self, ti: int, mi: int) -> tuple[float, float]:
         return wilson(self.estimated_fnir(ti, mi), self.lopo_searches + PRIOR_SEARCHES)
+
+    def band_rates(self, ti: int, mi: int, fpir: float | None) -> tuple[BandRate, ...]:
+        """The rule (t, m) = cell (ti, mi) per size band: too small, measured (threshold
+        plus the band's shift, its own miss model moved by what the leave-one-photo-out
+        searches corrected at photo size) or photo size (as calibrated). The shift keeps
+        the photos' false-alert rate, `fpir`, in every band."""
+        t = self.grids.t_grid[ti]
+        fnir = self.estimated_fnir(ti, mi)
+        model = self.fnir_model[ti][mi] if self.fnir_model else self.fnir[ti][mi]
+        shifts = {table.band: table.shift for table in bands.tables(self.family)}
+        out = []
+        for band in bands.keys(self.family):
+            role = bands.role(self.family, band)
+            if role == "too small":
+                out.append(BandRate(band, None, 1.0, 0.0))
+            elif role == "measured" and band in self.fnir_bands:
+                own = self.fnir_bands[band][ti][mi] + fnir - model
+                out.append(
+                    BandRate(
+                        band, round(t + shifts[band], 4), round(min(1.0, max(0.0, own)), 6), fpir
+                    )
+                )
+            else:
+                out.append(BandRate(band, t, round(fnir, 6), fpir))
+        return tuple(out)
 
     def fnir_how(self) -> str:
         if not self.lopo_searches:
@@ -160,6 +229,10 @@ class Calibration:
             fnir=grid(data["fnir"]),
             fnir_model=grid(data["fnir_model"]),
             family=str(data.get("family", "dlib")),
+            fnir_bands={
+                str(k): grid(v)
+                for k, v in data.get("fnir_bands", {}).items()  # type: ignore[attr-defined]
+            },
         )
 
 
@@ -168,7 +241,9 @@ def fixed(tolerance: float, cal: Calibration | None = None) -> Rule:
     this watchlist's estimates for it where the grid reaches that far."""
     grid = cal.grids.t_grid if cal is not None else T_GRID
     if cal is None or not grid[0] <= tolerance <= grid[-1]:
-        return Rule(tolerance, None, None, None, None, "fixed threshold, not estimated")
+        family = cal.family if cal is not None else DLIB.name
+        return Rule(tolerance, None, None, None, None, "fixed threshold, not estimated",
+                    family=family)  # fmt: skip
     ti = min(range(len(grid)), key=lambda i: abs(grid[i] - tolerance))
     if cal.lio_searches >= MIN_SEARCHES_PER_RATE / 0.01:
         fpir, how = cal.fpir[ti][0], f"leave-identity-out over {cal.lio_searches} searches"
@@ -181,23 +256,45 @@ def fixed(tolerance: float, cal: Calibration | None = None) -> Rule:
     return Rule(
         tolerance, None, None, fpir, round(cal.estimated_fnir(ti, 0), 6),
         f"fixed threshold; FPIR from {how}; {cal.fnir_how()}",
-        fpir_interval, cal.fnir_interval(ti, 0),
+        fpir_interval, cal.fnir_interval(ti, 0), family=cal.family,
     )  # fmt: skip
 
 
-def expected_false_alerts(rule: Rule, looks: dict[int, int]) -> float | None:
+def expected_false_alerts(
+    rule: Rule, looks: dict[int, int], by_band: dict[str, int] | None = None
+) -> float | None:
     """How many faces of unlisted people are expected to alert, for `looks` = {k: number
     of faces followed matched on k encodings}. A face is matched on the mean of its
     views' distances (`Watchlist.match_views`), which alerts no more often than one view
-    (docs/accuracy.md), so each face counts FPIR once, whatever its k."""
+    (docs/accuracy.md), so each face counts FPIR once, whatever its k. With `by_band`
+    ({size band: faces}), each band's FPIR for its faces (none for faces too small)."""
     if rule.fpir is None:
         return None
+    if by_band and rule.bands:
+        rates = {b.band: b.fpir or 0.0 for b in rule.bands}
+        return round(sum(rates.get(band, rule.fpir) * n for band, n in by_band.items()), 3)
     return round(rule.fpir * sum(looks.values()), 3)
 
 
-def summary_lines(rule: Rule, looks: dict[int, int]) -> list[str]:
+def expected_rates(rule: Rule, by_band: dict[str, int]) -> tuple[float | None, float | None]:
+    """(FNIR, FPIR) over the faces a scan saw, `by_band` = {size band: faces}: each band's
+    rates weighted by its faces (a face too small to identify: missed if listed, never a
+    false alert). None where the rule has no rates per size, or the scan saw no face."""
+    faces = sum(by_band.values())
+    rates = {b.band: b for b in rule.bands}
+    if not faces or any(band not in rates or rates[band].fnir is None for band in by_band):
+        return None, None
+    fnir = sum(n * (rates[band].fnir or 0.0) for band, n in by_band.items()) / faces
+    fpir = sum(n * (rates[band].fpir or 0.0) for band, n in by_band.items()) / faces
+    return round(fnir, 4), round(fpir, 6)
+
+
+def summary_lines(
+    rule: Rule, looks: dict[int, int], by_band: dict[str, int] | None = None
+) -> list[str]:
     """What the rule is, what it is expected to cost, and what that means for a scan
-    whose faces had `looks` ({encodings per face: faces})."""
+    whose faces had `looks` ({encodings per face: faces}) and sizes `by_band` ({size
+    band: faces})."""
     faces = sum(looks.values())
     lines = [f"rule: {rule.describe()}"]
     if rule.fpir is None or rule.fnir is None:
@@ -206,10 +303,35 @@ def summary_lines(rule: Rule, looks: dict[int, int]) -> list[str]:
     fp = f"FPIR {rule.fpir:.4f}" + _interval(rule.fpir_interval, 4)
     fn = f"FNIR {rule.fnir:.2f}" + _interval(rule.fnir_interval, 2)
     lines.append(
-        f"estimated for this watchlist: {fp} (a face of someone not on it alerts), "
-        f"{fn} (a face of someone on it is missed); {rule.source}"
+        f"estimated for this watchlist at photo size: {fp} (a face of someone not on it "
+        f"alerts), {fn} (a face of someone on it is missed); {rule.source}"
     )
-    expected = expected_false_alerts(rule, looks) or 0.0
+    by_band = by_band or {}
+    rates = {b.band: b for b in rule.bands}
+    if by_band and rates:
+        sizes = []
+        for band in bands.keys(rule.family):
+            n = by_band.get(band, 0)
+            if not n:
+                continue
+            rate = rates[band]
+            if rate.threshold is None:
+                sizes.append(
+                    f"{bands.describe(band)}: {n}, too small to identify (never alerted on)"
+                )
+            else:
+                sizes.append(
+                    f"{bands.describe(band)}: {n} (distance <= {rate.threshold:.2f}, "
+                    f"FNIR {rate.fnir:.2f}, FPIR {rate.fpir:.4f})"
+                )
+        lines.append("faces followed by size: " + "; ".join(sizes))
+        fnir, fpir = expected_rates(rule, by_band)
+        if fnir is not None and fpir is not None:
+            lines.append(
+                f"over the faces this scan saw: expected FNIR {fnir:.2f}, FPIR {fpir:.4f} "
+                "(each size's rates, weighted by its faces)"
+            )
+    expected = expected_false_alerts(rule, looks, by_band) or 0.0
     lines.append(
         f"for this scan: if none of the {faces} faces followed is on the watchlist, at most "
         f"about {expected:.2g} of them are expected to alert anyway"
@@ -363,6 +485,13 @@ def calibrate(labels: np.ndarray, knn: Knn, seed: int = 0, family: Family = DLIB
             model[ti, mi] = 1.0 - float(
                 np.mean(_table(family.genuine_cdf, limits, family.table_step))
             )
+    fnir_bands = {}
+    for table in bands.tables(family.name):
+        limits = np.minimum(
+            np.minimum(t, others_ref[None, None, :] - m), nearest_other[None, None, :]
+        )
+        hit = _table(table.genuine_cdf, limits + table.shift, family.table_step).mean(axis=2)
+        fnir_bands[table.band] = tuple(tuple(round(float(x), 6) for x in row) for row in 1.0 - hit)
     if mate:
         dm, do = np.array(mate)[None, None, :], np.array(other)[None, None, :]
         dr = np.array(other_ref)[None, None, :]
@@ -379,6 +508,7 @@ def calibrate(labels: np.ndarray, knn: Knn, seed: int = 0, family: Family = DLIB
         fnir=tuple(tuple(round(float(x), 6) for x in row) for row in fnir),
         fnir_model=tuple(tuple(round(float(x), 6) for x in row) for row in model),
         family=family.name,
+        fnir_bands=fnir_bands,
     )
 
 
@@ -423,6 +553,8 @@ def choose(cal: Calibration, target: float) -> Rule:
             f"faces, fewer than {MIN_SEARCHES_PER_RATE}/{target:g}); {fnir_how}",
             (round(fpir * low, 6), round(min(1.0, fpir * high), 6)),
             cal.fnir_interval(ti, 0),
+            cal.band_rates(ti, 0, fpir),
+            cal.family,
         )
     n = cal.lio_searches
     feasible = [
@@ -446,4 +578,6 @@ def choose(cal: Calibration, target: float) -> Rule:
         f"FPIR by leave-identity-out over {cal.lio_searches} searches; {fnir_how}",
         wilson(cal.fpir[ti][mi], n),
         cal.fnir_interval(ti, mi),
+        cal.band_rates(ti, mi, cal.fpir[ti][mi]),
+        cal.family,
     )

@@ -34,12 +34,13 @@ from frs_cli import files
 from frs_cli.accuracy import calibration
 from frs_cli.errors import FrsError, UsageError
 from frs_cli.faces import families, images
-from frs_cli.faces.photos import PhotoJob, PhotoResult
+from frs_cli.faces.photos import PhotoJob
 
 FPIR_TARGETS = (0.01, 0.003, 0.001)
 PREVALENCES = (0.1, 0.01, 0.001, 0.0001, 0.00001)
 
-Mapper = Callable[[Callable[[PhotoJob], PhotoResult], list[PhotoJob]], Iterable[PhotoResult]]
+# An executor's map, in order: photos to encode, and probes to shrink (--face-px, sizes.py).
+Mapper = Callable[[Callable[[Any], Any], list[Any]], Iterable[Any]]
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class Report:
     cohort_faces: int = 0
     calibration: dict[str, Any] = field(default_factory=dict)
     family: str = "dlib"  # the model family that encoded every photo (families.py)
+    by_face_px: dict[str, Any] = field(default_factory=dict)  # --face-px (sizes.py)
 
 
 def dataset_identities(root: Path) -> dict[str, list[str]]:
@@ -121,6 +123,7 @@ def run_evaluation(
     limit: int | None = None,
     cohort: Path | None = None,
     family: str = "dlib",
+    face_px: tuple[int, ...] = (),
 ) -> Report:
     from frs_cli.faces.photos import encode_photos
 
@@ -139,6 +142,7 @@ def run_evaluation(
     vectors: list[np.ndarray] = []
     labels: list[str] = []
     probes: list[tuple[PhotoJob, np.ndarray | None]] = []
+    face_h: dict[str, int] = {}  # probe photo -> its face's height (photo pixels)
     cohort_vectors: list[np.ndarray] = []
     for k, result in enumerate(encode_photos(jobs, mapper, "central", family)):
         if k < n_gallery:
@@ -149,6 +153,8 @@ def run_evaluation(
                 labels.append(result.job.identity)
         elif k < n_gallery + n_probes:
             probes.append((result.job, result.vector))
+            if result.box is not None:
+                face_h[result.job.path] = result.box.height
         elif result.vector is not None:
             cohort_vectors.append(result.vector)
     if not vectors:
@@ -188,6 +194,20 @@ def run_evaluation(
         "predicted_fnir": rule.fnir,
         "measured_fnir": fn,
     }
+    if face_px:
+        from frs_cli.accuracy import sizes
+
+        shrunk = [
+            sizes.Probe(job.identity, job.path, job.identity in mated_people, face_h[job.path])
+            for job, _ in probes
+            if job.path in face_h
+        ]
+        report.by_face_px = sizes.measure(
+            shrunk, face_px, rule, family,
+            lambda who, photo, mated, vec: _search(who, photo, mated, vec, gallery, label_arr,
+                                                   cohort_arr),
+            mapper or map, bool(len(cohort_arr)),
+        )  # fmt: skip
     return report
 
 
@@ -448,6 +468,8 @@ def report_dict(report: Report, groups: dict[str, str] | None = None) -> dict[st
     # + cohort when one is given); the threshold alone's stays in `rules`.
     data["fnir_at_fpir"] = rules[default]["fnir_at_fpir"]
     data["fnir_at_fpir_rule"] = default
+    if report.by_face_px:
+        data["by_face_px"] = report.by_face_px
     if groups is not None:
         data["groups"] = group_rows(report, groups)
     return data

@@ -76,6 +76,14 @@ from frs_cli.files import printable
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="CSV identity,group: report the metrics per group too.",
 )
+@click.option(
+    "--face-px",
+    "face_px",
+    metavar="PX[,PX...]",
+    help="Also measure every probe shrunk so its face is PX tall (blurred and compressed "
+    "as CCTV films it, found and encoded as a scan does), under frs scan's rule for that "
+    "size, beside the rates a scan would state: e.g. 24,32,48.",
+)
 @workers_option
 def evaluate(
     dataset: Path,
@@ -89,6 +97,7 @@ def evaluate(
     plot_path: Path | None,
     cohort_dir: Path | None,
     groups_path: Path | None,
+    face_px: str | None,
     workers: int | None,
 ) -> None:
     """Measure 1:N accuracy on DATASET (one folder of photos per identity, e.g. LFW).
@@ -103,17 +112,36 @@ def evaluate(
     from frs_cli.accuracy import evaluation as ev
 
     files.check_outputs({"--json": json_path, "--plot": plot_path}, [])
+    sizes = _sizes(face_px)
     data = api.evaluate(
         dataset, enrol=enrol, gallery_share=gallery_share, seed=seed, tolerance=tolerance,
         limit=limit, cohort=cohort_dir,
         groups=ev.load_groups(groups_path) if groups_path else None, workers=workers,
-        encoder=encoder,
+        encoder=encoder, face_px=sizes,
     )  # fmt: skip
     _print_evaluation(data)
     if json_path is not None:
         files.write_output(json_path, json.dumps(data, indent=2) + "\n")
     if plot_path is not None:
         ev.plot_det(data, plot_path)
+
+
+FACE_PX = (8, 400)  # what --face-px accepts: a scan finds faces from --min-face 8
+
+
+def _sizes(text: str | None) -> tuple[int, ...]:
+    if not text:
+        return ()
+    try:
+        sizes = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or not all(FACE_PX[0] <= s <= FACE_PX[1] for s in sizes):
+        raise click.BadParameter(
+            f"{text!r}: give face heights of {FACE_PX[0]}-{FACE_PX[1]} px, e.g. 24,32,48",
+            param_hint="--face-px",
+        )
+    return sizes
 
 
 def _console() -> Any:
@@ -181,6 +209,26 @@ def _print_evaluation(data: dict[str, Any]) -> None:
     console.print(prec)
     if "groups" in data:
         _print_groups(console, data["groups"], data["at_tolerance"]["threshold"])
+    if "by_face_px" in data:
+        _print_sizes(console, data["by_face_px"])
+
+
+def _print_sizes(console: Any, by_size: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title="Probes shrunk to the face heights given, at frs scan's rule per size")
+    for col in ("face px", "found (mated, non-mated)", "bands (box px)", "FNIR measured",
+                "FNIR a scan states", "FPIR measured", "FPIR a scan states"):  # fmt: skip
+        table.add_column(col)
+    num = lambda v, d: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
+    for size, row in by_size.items():
+        table.add_row(
+            size, f"{row['mated_found']}, {row['non_mated_found']}",
+            ", ".join(f"{b}: {n}" for b, n in row["faces_by_band"].items()),
+            num(row["fnir"], 3), num(row["expected_fnir"], 3),
+            num(row["fpir"], 4), num(row["expected_fpir"], 4),
+        )  # fmt: skip
+    console.print(table)
 
 
 def _print_groups(console: Any, groups: dict[str, Any], tolerance: float) -> None:

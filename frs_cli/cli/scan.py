@@ -541,7 +541,6 @@ def _scan_to(
 
 def _print_summary(stats: Any, cfg: Any) -> None:
     from frs_cli.accuracy import calibration
-    from frs_cli.scanner import scanning
     from frs_cli.scanner.summary import PRECISION_NOTE
     from frs_cli.timecode import format_tc
 
@@ -553,14 +552,10 @@ def _print_summary(stats: Any, cfg: Any) -> None:
         f"{stats.tracks} faces followed (tracks), {stats.alerts} alerts (matched appearances), "
         f"{1000 * stats.alerts / stats.tracks if stats.tracks else 0:.1f} per 1,000 faces, "
         f"against {stats.watchlist_identities} identities ({stats.watchlist_faces} faces)",
-        *calibration.summary_lines(cfg.rule, stats.looks),
+        *calibration.summary_lines(
+            cfg.rule, stats.looks, {band: counts[0] for band, counts in stats.by_band.items()}
+        ),
     ]
-    if stats.small_faces:
-        lines.append(
-            f"{stats.small_faces} of {stats.tracks} faces followed were under {scanning.STATED_FROM_PX} px "
-            "tall: the miss rate above was measured on larger faces and does not hold for "
-            "them (2-5x as many misses measured there; docs/accuracy.md, 'Small faces')"
-        )
     if stats.unaligned:
         lines.append(
             f"{stats.unaligned} view(s) of faces left out: their landmarks lie at one point, "

@@ -278,6 +278,8 @@ def build(
                 "end_wall": r.get("end_wall"),
                 "distance": r["distance"],
                 "margin": r.get("margin"),
+                "face_px": r.get("face_px"),
+                "face_band": r.get("face_band"),
                 "crop": data_uri(pictures(r.get("crop")), 200),
                 "frame": data_uri(pictures(r.get("frame_view")), 640),
                 "ffplay": f"ffplay -ss {r['start_s']:.3f} {_shell_quote(r['source'])}",
@@ -394,7 +396,7 @@ function build() {
       table.append(el('tr', {class: 'item', id: `row-${i.row}`, 'data-row': i.row, 'data-identity': named(i), 'data-distance': i.identity ? i.distance : ''},
         el('td', {}, crop || '(no crop: scan with --crops)', img('frame', 'frame', i.frame)),
         el('td', {}, ...(enrolled.length ? enrolled : [i.identity ? '(enrolment photo not found)' : '(not on the watchlist)'])),
-        el('td', {}, el('b', {}, named(i)), ...(i.person ? [el('br'), `person ${i.person}`] : []), el('br'), `distance ${fmt(i.distance)}`, el('br'), i.margin == null ? 'margin: none (no other identity)' : `margin ${fmt(i.margin)}`),
+        el('td', {}, el('b', {}, named(i)), ...(i.person ? [el('br'), `person ${i.person}`] : []), el('br'), `distance ${fmt(i.distance)}`, el('br'), i.margin == null ? 'margin: none (no other identity)' : `margin ${fmt(i.margin)}`, ...(i.face_px == null ? [] : [el('br'), `face ${i.face_px} px` + (i.face_band ? ` (band ${i.face_band})` : '')])),
         el('td', {}, `${i.start_tc} \\u2013 ${i.end_tc}`, ...(i.start_wall ? [el('br'), el('span', {class: 'wall'}, `${i.start_wall} \\u2013 ${i.end_wall}`)] : []), el('br'), i.source, el('br'), el('code', {}, i.ffplay)),
         el('td', {}, ...radios)));
     }

@@ -175,7 +175,7 @@ def _row_problem(row: Any) -> str | None:
     return None
 
 
-_INTS = ("detections", "track_id", "left", "top", "width", "height", "frame")
+_INTS = ("detections", "track_id", "left", "top", "width", "height", "frame", "face_px")
 _FLOATS = ("start_s", "end_s", "best_s", "distance", "margin", "time_s")
 
 

@@ -30,6 +30,7 @@ from PIL import Image
 
 from frs_cli.errors import InputError
 from frs_cli.faces import detect, families, views
+from frs_cli.faces import quality as seeing
 from frs_cli.records import (
     Box,
     Detection,
@@ -85,6 +86,8 @@ class _Candidate:
         # The detector's landmarks, in the crop's pixels (arcface.encode_boxes aligns on
         # them instead of looking for them again); empty where it gave none.
         self.landmarks = det.moved(det.box, dx=-dx, dy=-dy).landmarks
+        inside = Box(det.box.left - dx, det.box.top - dy, det.box.width, det.box.height)
+        self.seen = seeing.of(crop, inside, det.score, self.landmarks)
         self.face_jpeg = b""
         self.frame_jpeg = b""
 
@@ -95,11 +98,13 @@ class _View:
     def __init__(self, candidate: _Candidate):
         self.candidate = candidate
         self.vector: np.ndarray | None = None
+        self.length: float | None = None  # the encoding's, before normalisation
 
     def encoding(self) -> FaceEncoding:
         c = self.candidate
         assert self.vector is not None, "encoded when the segment ends at the latest"
-        return FaceEncoding(c.pts, c.box, self.vector, c.quality, c.face_jpeg, c.frame_jpeg)
+        seen = seeing.encoded(c.seen, self.length)
+        return FaceEncoding(c.pts, c.box, self.vector, c.quality, c.face_jpeg, c.frame_jpeg, seen)
 
 
 class _Live:
@@ -450,10 +455,10 @@ class SegmentScanner:
             b = c.box
             faces.append((c.crop, Box(b.left - c.dx, b.top - c.dy, b.width, b.height), c.landmarks))
         with STAGES.timed("encode"):
-            vectors = self.family.encode(faces)
+            vectors, lengths = self.family.encode_lengths(faces)
         self.unaligned += int(np.isnan(vectors).any(axis=1).sum())
-        for view, vector in zip(self.waiting, vectors, strict=True):
-            view.vector = vector
+        for view, vector, length in zip(self.waiting, vectors, lengths, strict=True):
+            view.vector, view.length = vector, float(length)
             view.candidate.crop = _NO_CROP  # not needed any more
         self.waiting = []
 

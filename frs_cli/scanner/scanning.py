@@ -20,7 +20,7 @@ import numpy as np
 from frs_cli.accuracy import calibration
 from frs_cli.accuracy.calibration import Rule
 from frs_cli.errors import FrsError, InputError, UsageError, internal_error
-from frs_cli.faces import families
+from frs_cli.faces import bands, families
 from frs_cli.faces.families import Family
 from frs_cli.records import (
     AnalysisConfig,
@@ -68,7 +68,8 @@ class FileOutcome:
     looks: list[int] = field(default_factory=list)  # per track: encodings it was matched on
     clock: wallclock.WallClock | None = None  # the time of day at position 0, if known
     unaligned: int = 0  # views left out: the family could not align them
-    heights: list[int] = field(default_factory=list)  # per track: its largest encoded face, px
+    # per track: its size band (bands.key) and its detections
+    sizes: list[tuple[str, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -85,8 +86,8 @@ class ScanStats:
     alerts: int = 0
     looks: dict[int, int] = field(default_factory=dict)  # encodings per face: faces
     unaligned: int = 0  # views left out: the family could not align them
-    heights: dict[str, int] = field(default_factory=dict)  # faces (tracks) per HEIGHT_BANDS
-    small_faces: int = 0  # faces (tracks) under STATED_FROM_PX
+    # per size band (faces/bands.py): [faces (tracks), their detections]
+    by_band: dict[str, list[int]] = field(default_factory=dict)
     watchlist_faces: int = 0
     watchlist_identities: int = 0
     interrupted: bool = False
@@ -104,10 +105,10 @@ class ScanStats:
         self.frames_analysed += outcome.frames_analysed
         self.faces += outcome.faces
         self.unaligned += outcome.unaligned
-        for height in outcome.heights:
-            band = height_band(height)
-            self.heights[band] = self.heights.get(band, 0) + 1
-        self.small_faces += sum(height < STATED_FROM_PX for height in outcome.heights)
+        for key, detections in outcome.sizes:
+            counts = self.by_band.setdefault(key, [0, 0])
+            counts[0] += 1
+            counts[1] += detections
         self.tracks += outcome.tracks
         for k in outcome.looks:
             self.looks[k] = self.looks.get(k, 0) + 1
@@ -133,30 +134,6 @@ class Events:
     def resumed(self, path: str) -> None: ...
 
 
-# Face heights (px, a track's largest encoded box) the summary counts faces by (issue 36).
-# The stated rates were measured on lfw-dev photos (faces about 60-65 px); on lfw-dev
-# probes shrunk through frs's own path (benchmarks/cctv_faces.py) false alerts stayed
-# within 1% at every size, but below 32 px the misses were 2-5x what a scan states, in
-# both families (docs/accuracy.md, "Small faces").
-HEIGHT_BANDS = (24, 32, 48, 64, 96)
-STATED_FROM_PX = 32  # below this, the stated miss rate is known not to hold
-
-
-def height_band(height: int) -> str:
-    """The band of HEIGHT_BANDS a face `height` px tall falls in, e.g. "32-48", "<24"."""
-    if height < HEIGHT_BANDS[0]:
-        return f"<{HEIGHT_BANDS[0]}"
-    for low, high in zip(HEIGHT_BANDS, HEIGHT_BANDS[1:], strict=False):
-        if height < high:
-            return f"{low}-{high}"
-    return f">={HEIGHT_BANDS[-1]}"
-
-
-def height_bands() -> list[str]:
-    """Every band `height_band` names, smallest first."""
-    return [height_band(0), *(height_band(h) for h in HEIGHT_BANDS)]
-
-
 def identify(tracks: list[Track], watchlist: Watchlist, rule: Rule) -> list[Identified]:
     """Per track: the identity (None: no alert under `rule`), its distance and margin
     averaged over the track's encodings (`Watchlist.match_views`), the next identity,
@@ -165,7 +142,7 @@ def identify(tracks: list[Track], watchlist: Watchlist, rule: Rule) -> list[Iden
     for track in tracks:
         views = np.stack([e.vector for e in track.encodings])
         m = watchlist.match_views(views)
-        if m is not None and rule.alerts(m.distance, m.margin):
+        if m is not None and rule.alerts(m.distance, m.margin, size(track), length(track)):
             if len(track.encodings) == 1:
                 best = track.encodings[0]
             else:
@@ -176,6 +153,17 @@ def identify(tracks: list[Track], watchlist: Watchlist, rule: Rule) -> list[Iden
             top = max(track.encodings, key=lambda e: e.quality)
             out.append(Identified(None, m.distance if m else None, None, None, top))
     return out
+
+
+def size(track: Track) -> int:
+    """A face's size for the rule's bands: its largest encoded view's height, px."""
+    return max(e.box.height for e in track.encodings)
+
+
+def length(track: Track) -> float | None:
+    """The mean of its views' encoding lengths before normalisation (None: unknown)."""
+    known = [e.seen.length for e in track.encodings if e.seen and e.seen.length is not None]
+    return float(np.mean(known)) if known else None
 
 
 @dataclass(frozen=True)
@@ -204,15 +192,16 @@ def assemble(
     outcome.frames_analysed = sum(r.frames_analysed for r in results)
     outcome.faces = sum(len(t.sightings) for t in tracks)
     outcome.unaligned = sum(r.unaligned for r in results)
-    outcome.heights = [max(e.box.height for e in t.encodings) for t in tracks]
+    keys = [bands.key(cfg.rule.family, size(t), length(t)) for t in tracks]
+    outcome.sizes = [(key, len(t.sightings)) for key, t in zip(keys, tracks, strict=True)]
     labels: list[str | None] = [None] * len(tracks)
     if people is not None:
         views = [
             (t.start_pts, t.end_pts, np.stack([e.vector for e in t.encodings])) for t in tracks
         ]
         labels = list(people.label(info.path, views))
-    for track_id, (track, found, label) in enumerate(
-        zip(tracks, identify(tracks, watchlist, cfg.rule), labels, strict=True), start=1
+    for track_id, (track, found, label, key) in enumerate(
+        zip(tracks, identify(tracks, watchlist, cfg.rule), labels, keys, strict=True), start=1
     ):
         identity, enc = found.identity, found.encoding
         if identity is None and not cfg.unmatched:
@@ -240,6 +229,8 @@ def assemble(
                 frame_jpeg=enc.frame_jpeg,
                 clock_start=wall.start if wall else None,
                 person=label,
+                face_px=size(track),
+                face_band=key,
             )
         )
     # How far decoding got, and why it stopped early if it did. A segment that stopped

@@ -9,7 +9,8 @@ from typing import Any
 
 from frs_cli import files
 from frs_cli.accuracy import calibration
-from frs_cli.scanner.scanning import ScanConfig, ScanStats, height_bands
+from frs_cli.faces import bands
+from frs_cli.scanner.scanning import ScanConfig, ScanStats
 
 PRECISION_NOTE = (
     "How many of these alerts are the right person cannot be known from the footage alone: "
@@ -22,6 +23,8 @@ PRECISION_NOTE = (
 def summary(stats: ScanStats, cfg: ScanConfig, model_id: str) -> dict[str, Any]:
     """The end-of-scan summary (`--summary FILE.json`, `frs_cli.scanner(...).summary`)."""
     faces = stats.faces
+    faces_by_band = {band: counts[0] for band, counts in stats.by_band.items()}
+    expected = calibration.expected_rates(cfg.rule, faces_by_band)
     return {
         "files_scanned": stats.files_ok,
         "files_failed": stats.files_failed,
@@ -40,17 +43,26 @@ def summary(stats: ScanStats, cfg: ScanConfig, model_id: str) -> dict[str, Any]:
         "watchlist_faces": stats.watchlist_faces,
         "rule": cfg.rule.to_dict(),
         "rule_text": cfg.rule.describe(),
-        "expected_false_alerts": calibration.expected_false_alerts(cfg.rule, stats.looks),
+        "expected_false_alerts": calibration.expected_false_alerts(
+            cfg.rule, stats.looks, faces_by_band
+        ),
+        # The rule's rates over the faces this scan saw: each size band's (faces_by_band),
+        # weighted by its faces (docs/accuracy.md, "Faces by size"; issue 36).
+        "expected_fnir": expected[0],
+        "expected_fpir": expected[1],
         "encodings_per_face": {str(k): n for k, n in sorted(stats.looks.items())},
         # Views of faces the family could not align (their landmarks lie at one point):
         # left out of matching; a face with no other view is not matched at all.
         "views_not_aligned": stats.unaligned,
-        # Faces followed (tracks) by the height of their largest encoded view, px: the
-        # stated miss rate ("rule") does not hold for faces under 32 px (docs/accuracy.md,
-        # "Small faces"; issue 36).
-        "faces_by_height_px": {
-            band: stats.heights[band] for band in height_bands() if band in stats.heights
-        },
+        # Faces followed (tracks) and their detections by size (the height of the track's
+        # largest encoded view, px), with the rule there: faces too small to identify are
+        # counted and never alerted on.
+        "faces_by_band": by_band(stats, cfg),
+        "faces_too_small": sum(
+            counts[0]
+            for band, counts in stats.by_band.items()
+            if cfg.rule.bands and bands.role(cfg.rule.family, band) == "too small"
+        ),
         "encoder": model_id,
         "detector": cfg.analysis.model,
         "min_face_px": cfg.analysis.min_face,
@@ -65,6 +77,26 @@ def summary(stats: ScanStats, cfg: ScanConfig, model_id: str) -> dict[str, Any]:
         "inputs": stats.inputs,
         "stage_seconds": {k: round(v, 3) for k, v in sorted(stats.stage_seconds.items())},
     }
+
+
+def by_band(stats: ScanStats, cfg: ScanConfig) -> dict[str, dict[str, Any]]:
+    """Per size band the scan saw: its faces, their detections, and the rule there."""
+    out: dict[str, dict[str, Any]] = {}
+    rates = {b.band: b for b in cfg.rule.bands}
+    for band in bands.keys(cfg.rule.family):
+        if band not in stats.by_band:
+            continue
+        faces, detections = stats.by_band[band]
+        rate = rates.get(band)
+        out[band] = {"faces": faces, "detections": detections}
+        if rate is not None:
+            out[band] |= {
+                "identifiable": rate.threshold is not None,
+                "threshold": rate.threshold,
+                "fnir": rate.fnir,
+                "fpir": rate.fpir,
+            }
+    return out
 
 
 def audit_scan(

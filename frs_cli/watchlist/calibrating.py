@@ -15,7 +15,9 @@ from frs_cli.accuracy.calibration import Calibration, Rule
 from frs_cli.watchlist.search import Searchable
 from frs_cli.watchlist.store import _now
 
-CALIBRATION_VERSION = 3  # of W.calibration.json's layout and of the estimates in it
+CALIBRATION_VERSION = (
+    4  # of W.calibration.json's layout and of the estimates in it (4: per size band)
+)
 
 
 class Calibrated(Searchable):
