@@ -2,7 +2,8 @@
 faces are small, through frs's own decode-detect-encode path.
 
     python benchmarks/cctv_faces.py [--family dlib,arcface] [--sizes 63,48,32,24]
-        [--listed 200] [--unlisted 200] [--min-face 8] [--out results.json]
+        [--listed 200] [--unlisted 200] [--min-face 8] [--enrol 1] [--min-photos 2]
+        [--out results.json]
 
 From ../shared/data/lfw-dev (after `benchmarks/lfw_encodings.py`'s caches, `load` and
 `load_arcface`): `--unlisted` identities drawn at random are left off the watchlist; every
@@ -15,12 +16,18 @@ dlib's box on the photo (63 px, the median: the photos are 150x150, so 63 is pho
 the rows of a scan report taller boxes (`row_height_px`). Each clip is scanned by this
 checkout's frs at its defaults with `--min-face` and `--unmatched`.
 
+`--enrol 2 --min-photos 3`: the listed people enrolled with two photos each and probed
+with their third (a lever of issue 36; compare with `--enrol 1 --min-photos 3`, the same
+people).
+
 Per family and size: FNIR (mated probes whose second holds no row naming them), FPIR
 (non-mated probes whose second holds a row naming anyone), both counting only rows of
 the probe's own face (its box in the middle of the photo: an LFW photo may show a listed
 person beside an unlisted one; alerts on such faces are counted apart), the FNIR and FPIR the scan
-states for its rule (its `--summary`), the faces found and their heights. Clips are made
-in a temporary folder and never kept: they show real people's faces.
+states for its rule (its `--summary`: photo size, and `expected_fnir` over every face it
+followed by size band), the FNIR over the mated probes seen beside the rate of each one's
+own band (`fnir_seen`, `expected_fnir_seen`), the faces found and their heights. Clips
+are made in a temporary folder and never kept: they show real people's faces.
 """
 
 from __future__ import annotations
