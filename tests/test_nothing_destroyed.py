@@ -197,20 +197,26 @@ def test_ctrl_c_just_after_a_photo_is_added_still_counts_it(tmp_path, monkeypatc
     """The race the test above hit now and then in CI: the watchlist held 5, the record said 4."""
     from frs_cli.watchlist import enroll
 
-    with frs.Watchlist.create(tmp_path / "w.db") as w:
-        add = w.add_faces
+    # Python's own handler, as in a terminal: a suite started in the background by a shell
+    # without job control inherits SIGINT ignored, and then nothing is interrupted.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with frs.Watchlist.create(tmp_path / "w.db") as w:
+            add = w.add_faces
 
-        def add_then_interrupted(rows):
-            added = add(rows)
-            os.kill(os.getpid(), signal.SIGINT)  # delivered as soon as this returns
-            return added
+            def add_then_interrupted(rows):
+                added = add(rows)
+                os.kill(os.getpid(), signal.SIGINT)  # delivered as soon as this returns
+                return added
 
-        monkeypatch.setattr(w, "add_faces", add_then_interrupted)
-        with pytest.raises(KeyboardInterrupt):
-            enroll.enrol_into(w, [HOPPER], None, workers=1)
-        record = last_audit(w.path)
-        assert w.face_count() == record["counts"]["enrolled"] == 1
-        assert [p["status"] for p in record["inputs"]] == ["enrolled"]
+            monkeypatch.setattr(w, "add_faces", add_then_interrupted)
+            with pytest.raises(KeyboardInterrupt):
+                enroll.enrol_into(w, [HOPPER], None, workers=1)
+            record = last_audit(w.path)
+            assert w.face_count() == record["counts"]["enrolled"] == 1
+            assert [p["status"] for p in record["inputs"]] == ["enrolled"]
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_an_api_scan_broken_off_early_is_audited(wl):
