@@ -13,7 +13,9 @@ keeps the false-alert rate of photos (the strangers' distances move by the shift
 the band's miss rate is estimated with its own same-person distances
 (calibration.calibrate). Faces under `identify_from` px are counted and never alerted
 on: too small to identify. Bands from `photo_from` up are photo size: the rule as
-calibrated, unchanged.
+calibrated, unchanged. For ArcFace a measured band is split by the encoding's length before
+normalisation (`length_class`), which predicts how far a face lies from its own photo; a
+cell (`key`, e.g. "24-32 high") then has its own tables.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ EDGES = (12, 16, 20, 24, 32, 48, 64)  # lower edges, px, of the bands; "<12" bel
 
 
 def name(height: float) -> str:
-    """The band a face `height` px tall falls in, e.g. "24-32", "<16", ">=64"."""
+    """The band a face `height` px tall falls in, e.g. "24-32", "<12", ">=64"."""
     if height < EDGES[0]:
         return f"<{EDGES[0]}"
     for low, high in zip(EDGES, EDGES[1:], strict=False):
