@@ -86,8 +86,7 @@ class _Candidate:
         # The detector's landmarks, in the crop's pixels (arcface.encode_boxes aligns on
         # them instead of looking for them again); empty where it gave none.
         self.landmarks = det.moved(det.box, dx=-dx, dy=-dy).landmarks
-        inside = Box(det.box.left - dx, det.box.top - dy, det.box.width, det.box.height)
-        self.seen = seeing.of(crop, inside, det.score, self.landmarks)
+        self.score = det.score
         self.face_jpeg = b""
         self.frame_jpeg = b""
 
@@ -96,14 +95,16 @@ class _View:
     """A view chosen for encoding; its vector comes when its batch is encoded."""
 
     def __init__(self, candidate: _Candidate):
-        self.candidate = candidate
+        self.candidate = c = candidate
         self.vector: np.ndarray | None = None
         self.length: float | None = None  # the encoding's, before normalisation
+        inside = Box(c.box.left - c.dx, c.box.top - c.dy, c.box.width, c.box.height)
+        self.seen = seeing.of(c.crop, inside, c.score, c.landmarks)  # chosen views only
 
     def encoding(self) -> FaceEncoding:
         c = self.candidate
         assert self.vector is not None, "encoded when the segment ends at the latest"
-        seen = seeing.encoded(c.seen, self.length)
+        seen = seeing.encoded(self.seen, self.length)
         return FaceEncoding(c.pts, c.box, self.vector, c.quality, c.face_jpeg, c.frame_jpeg, seen)
 
 
