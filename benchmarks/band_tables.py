@@ -8,13 +8,15 @@ From ../shared/data/lfw-dev (after `benchmarks/lfw_encodings.py`'s caches): the 
 each identity's first photo at photo quality (its cached encoding); each identity with two
 or more photos gives a probe, its second photo, degraded as CCTV films a face: shrunk so
 that the face (dlib's box on the photo, 63 px in lfw-dev's 150x150 photos) is `--sizes`
-px tall (area-averaged, as a sensor does), blurred (Gaussian, sigma drawn from 0-0.8 px),
-JPEG-compressed (quality drawn from 35-90), the edges repeated around it. Each probe then
+px tall (area-averaged, as a sensor does), blurred, the edges repeated around it, and
+passed through H.264 as a still video (frs_cli/faces/shrink.py: sigma 0-0.4 px, x264 at
+CRF 18-28, drawn per probe; JPEG at quality 35-90, or one H.264 frame alone, made faces
+look 2-4x worse than footage of the same photos). Each probe then
 goes the scan's way: its luma scaled so that an 8 px face fills the detector's window
 (`--min-face 8`), the family's whole-frame detector (dlib HOG, SCRFD), the detection
 nearest the middle mapped back, encoded by the family from the RGB picture with the
 detector's landmarks. The distances are binned by the *box height the detector
-reported*, which is what a scan sees (rows' `height`, `faces_by_height_px`).
+reported*, which is what a scan sees (rows' `face_px`, the summary's `faces_by_band`).
 
 Per family and band: the probes found, the CDF of same-person distances (probe to its own
 enrolment photo) and of different-person distances (probe to every other identity's), on
@@ -211,7 +213,7 @@ def write_module(results: dict, path: Path) -> None:
         "",
         "Measured by `python benchmarks/band_tables.py` then `--write` on lfw-dev (each",
         "identity's first photo enrolled; the second photo of every identity with two or more,",
-        "shrunk to face heights of 14-63 px, blurred, JPEG-compressed, found and encoded by",
+        "shrunk to face heights of 14-63 px, blurred, passed through H.264, found and encoded by",
         "the scan's path; binned by the box height the detector reported). Per band:",
         "(shift, probes, same-person CDF on the family's table step). The shift is the",
         f"smallest, over per-comparison false-match rates {', '.join(f'{r:g}' for r in RATES)}, of",

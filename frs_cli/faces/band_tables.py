@@ -3,7 +3,7 @@
 
 Measured by `python benchmarks/band_tables.py` then `--write` on lfw-dev (each
 identity's first photo enrolled; the second photo of every identity with two or more,
-shrunk to face heights of 14-63 px, blurred, JPEG-compressed, found and encoded by
+shrunk to face heights of 14-63 px, blurred, passed through H.264, found and encoded by
 the scan's path; binned by the box height the detector reported). Per band:
 (shift, probes, same-person CDF on the family's table step). The shift is the
 smallest, over per-comparison false-match rates 3e-05, 0.0001, 0.0003, 0.001, of
