@@ -49,33 +49,18 @@ import lfw_encodings  # noqa: E402
 LFW = lfw_encodings.LFW
 PHOTO_FACE_PX = 63  # dlib's box in lfw-dev's 150x150 photos, the median
 
-_FAMILY = "dlib"
-
 
 def _init(family: str) -> None:
-    global _FAMILY
-    _FAMILY = family
     from frs_cli.faces import families
 
     fam = families.get(family)
     families.preload(fam.detector, fam.name)
 
 
-def probe(job: tuple[str, int, int]) -> tuple[int, np.ndarray | None, float]:
-    """(box height, encoding, its length) of the face nearest the middle of the degraded
-    photo."""
-    from frs_cli.faces import families, images, shrink
-
-    path, face_px, seed = job
-    rgb = images.load_photo(path).rgb
-    return shrink.find_and_encode(
-        shrink.degrade(rgb, face_px / PHOTO_FACE_PX, seed), families.get(_FAMILY)
-    )
-
-
 def main() -> None:
     from multiprocessing import get_context
 
+    from frs_cli.accuracy import sizes as sizes_
     from frs_cli.faces import families
     from frs_cli.faces.distances import distances
 
@@ -107,17 +92,19 @@ def main() -> None:
         owners = sorted(second)
         if args.probes:
             owners = owners[: args.probes]
+        # frs evaluate --face-px's way, with every face taken as the photos' median height
         jobs = [
-            (str(LFW / n / second[n]), size, 1000 * k + size)
+            sizes_.ShrunkJob(str(LFW / n / second[n]), PHOTO_FACE_PX, size, 1000 * k + size, family)
             for k, n in enumerate(owners)
             for size in sizes
         ]
         started = time.time()
         with get_context("fork").Pool(os.cpu_count(), _init, (family,)) as pool:
-            got = pool.map(probe, jobs, 8)
+            got = pool.map(sizes_.encode_shrunk, jobs, 8)
         print(f"{family}: {len(jobs)} probes in {time.time() - started:.0f} s", file=sys.stderr)
         rows = []
-        for (path, size, _), (height, vector, length) in zip(jobs, got, strict=True):
+        for job, (height, vector, length) in zip(jobs, got, strict=True):
+            path, size = job.path, job.face_px
             owner = lfw_encodings.MERGED.get(Path(path).parent.name, Path(path).parent.name)
             if vector is None:
                 rows.append({"size": size, "height": height, "found": False})

@@ -16,6 +16,7 @@ import numpy as np
 
 from frs_cli.accuracy import calibration
 from frs_cli.accuracy.calibration import Rule
+from frs_cli.errors import InputError
 from frs_cli.faces import bands, families, images, shrink
 
 # One shrunk copy per probe and size, each drawn with its own seed (blur, compression).
@@ -36,7 +37,7 @@ def encode_shrunk(job: ShrunkJob) -> tuple[int, np.ndarray | None, float]:
     `face_px` as a scan finds it ((0, None, nan): not found). Never raises for bad input."""
     try:
         photo = images.load_photo(job.path)
-    except Exception:  # noqa: BLE001 - a probe that cannot be read is one not found
+    except InputError:  # a probe that cannot be read is one not found
         return 0, None, float("nan")
     scale = job.face_px / max(1.0, job.face_h * photo.scale)
     picture = shrink.degrade(photo.rgb, scale, job.seed)

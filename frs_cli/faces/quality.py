@@ -25,12 +25,13 @@ import math
 import numpy as np
 from PIL import Image
 
+from frs_cli.faces.arcface import TEMPLATE
 from frs_cli.records import Box, Quality
 
 SHARP_PX = 32
-# The frontal template's nose height between eyes and mouth (arcface.TEMPLATE: eyes at y
-# 51.6, nose 71.7, mouth 92.3 of 112).
-FRONTAL_NOSE = (71.7366 - 51.60) / (92.285 - 51.60)
+# The frontal template's nose height between eyes and mouth (ArcFace's: 0.495).
+_EYES_Y, _NOSE_Y, _MOUTH_Y = TEMPLATE[:2, 1].mean(), TEMPLATE[2, 1], TEMPLATE[3:, 1].mean()
+FRONTAL_NOSE = float((_NOSE_Y - _EYES_Y) / (_MOUTH_Y - _EYES_Y))
 
 
 def sharpness(rgb: np.ndarray, box: Box) -> float:

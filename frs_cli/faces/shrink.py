@@ -1,10 +1,10 @@
 """Photos made to look as CCTV films faces (issue 36), for measuring what a face's size
 does to the rule: shrunk so that the face is a given height (area-averaged, as a sensor
 does), blurred (Gaussian, sigma drawn from BLUR_SIGMA px), the picture's edges repeated
-around it, and passed through H.264 as a video frame (x264, CRF drawn from CRF); then found and encoded the way
-a scan does (`find_and_encode`): luma scaled so that a `min_face` px face fills the
-detector's window, the family's whole-frame detector, the detection nearest the middle,
-encoded from the RGB picture with the detector's landmarks.
+around it, and passed through H.264 as still video frames (x264, CRF drawn from CRF); then
+found and encoded the way a scan does (`find_and_encode`): luma scaled so that a
+`min_face` px face fills the detector's window, the family's whole-frame detector, the
+detection nearest the middle, encoded from the RGB picture with the detector's landmarks.
 
 Used by `frs evaluate --face-px` and benchmarks/band_tables.py (which made the size
 bands' tables, faces/band_tables.py). Pictures are made in memory and never kept.
