@@ -46,6 +46,9 @@ class Box:
         union = self.area + other.area - inter
         return inter / union if union else 0.0
 
+    def shifted(self, dx: int, dy: int) -> Box:
+        return Box(self.left + dx, self.top + dy, self.width, self.height)
+
     def intersection(self, other: Box) -> Box:
         """The part of this box inside `other` (zero-sized where they do not overlap)."""
         left, top = max(self.left, other.left), max(self.top, other.top)

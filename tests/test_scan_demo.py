@@ -171,3 +171,26 @@ def test_the_summary_counts_faces_by_size_with_the_rule_there(demo_watchlist, tm
         rule.threshold + dict((t.band, t.shift) for t in bands.tables("dlib"))[band]
     )
     assert [r["identity"] for r in jsonl(result.stdout)] == ["Grace_Hopper"]
+
+
+def test_a_face_is_found_back_to_its_first_frame_and_encoded_in_doubling_windows(
+    demo_watchlist, tmp_path
+):
+    """Grace Hopper, small and still, from frame 30 (1.2 s) to 249 (9.96 s) at 25 fps: too
+    small for the quick searches, so first found by the full search at 2 s, and looked for
+    back to frame 30 three frames at a time, then frame by frame. Her views: the first at
+    2 s, the best of each window of track time (1, 2 and 4 s long) at 3, 5 and 9 s, and the
+    last window's at her end: 5 (one a second would be 9)."""
+    clip, summary = tmp_path / "still.mp4", tmp_path / "s.json"
+    synthetic.write_clip(
+        clip, [synthetic.Shot(str(SAMPLE / "Grace_Hopper.jpg"), 30, 249, 0.4, 0.3, 0.3)], 260
+    )
+    result = run_cli(
+        "scan", "-q", "-w", demo_watchlist, "--workers", "1", "--format", "jsonl",
+        "--detections", "--summary", summary, clip,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    rows = jsonl(result.stdout)
+    assert {r["identity"] for r in rows} == {"Grace_Hopper"}
+    assert min(r["frame"] for r in rows) == 30 and max(r["frame"] for r in rows) == 249
+    assert json.loads(summary.read_text())["encodings_per_face"] == {"5": 1}

@@ -11,9 +11,10 @@ What it does per frame, and why it is fast:
   search are searched backwards (regions only) for where it really began; when
   it vanishes, the frames since it was last seen are searched forwards. So a
   track's first and last frames do not depend on the sampling grid.
-- Each track is encoded at once, then once more for every `refresh_s` of track time
-  (its best view of that second, unless it is much worse than its best so far), so a
-  long track is judged on many views (`Watchlist.match_views` averages them).
+- Each track is encoded at once, then once more at the end of each window of track time
+  (its best view of that window, unless it is much worse than its best so far): windows
+  of `refresh_s`, twice that, then four times that, so a long track is judged on many views
+  (`Watchlist.match_views` averages them) without encoding a long one every second.
 
 Returns plain records; the parent matches them against the watchlist.
 """
@@ -30,17 +31,16 @@ from PIL import Image
 
 from frs_cli.errors import InputError
 from frs_cli.faces import detect, families, views
-from frs_cli.faces import quality as seeing
 from frs_cli.records import (
     Box,
     Detection,
-    FaceEncoding,
     Segment,
     SegmentResult,
     Sighting,
     Track,
 )
 from frs_cli.scanner import changes, wholeframe
+from frs_cli.scanner.followed import NO_CROP, Candidate, Live, View
 from frs_cli.video import decode
 from frs_cli.video.stages import STAGES, timed_iter
 from frs_cli.workers import progress_report
@@ -58,11 +58,14 @@ RING_FRAMES = (8, 120)  # at least, at most
 CHIP_MARGIN = 1.0  # a crop this much larger than the box on each side holds the whole
 # 150 px chip (0.25 padding around the landmarks), so encoding the crop equals encoding the frame
 EDGE_MISSES = 2  # frames in a row without the face that end an edge search
+EDGE_STRIDE = 3  # a new face's start is looked for this many frames at a time while it is
+# there, then frame by frame
 FOLLOW_THRESHOLD = -0.3  # HOG score a followed face needs (whole-frame searches need 0, dlib's
 # default): a face known to be there scores below 0 in some frames as it turns or blurs. With 0,
 # tracks broke there (street clip: 93% of the reference's faces inside tracks; with -0.3: 96%).
 QUICK_MAX_PIXELS = 1280 * 720  # a quick search looks at no more pixels than this
 ENCODE_BATCH = 8  # views waiting for the encoder are encoded together, at most this many
+LONGEST_WINDOW = 4  # a track's view windows double in length up to this many `refresh_s`
 PROFILE_QUALITY = 0.6  # a profile view is worth this much of a frontal one
 # Pyramid levels a region search needs. Level l finds faces of WINDOW_PX * (6/5)**l pixels, and
 # a followed face scaled to REGION_FACE_PX may have grown to SIZE_STEP[1] times that: what the
@@ -70,95 +73,6 @@ PROFILE_QUALITY = 0.6  # a profile view is worth this much of a frontal one
 FOLLOW_LEVELS = 1 + math.floor(
     math.log(SIZE_STEP[1] * REGION_FACE_PX / detect.WINDOW_PX) / math.log(6 / 5)
 )
-
-
-_NO_CROP = np.empty((0, 0, 3), np.uint8)
-
-
-class _Candidate:
-    """The best view of a track not yet encoded: a full-resolution RGB crop around it."""
-
-    def __init__(
-        self, pts: int, det: Detection, quality: float, crop: np.ndarray, dx: int, dy: int
-    ):
-        self.pts, self.box, self.quality = pts, det.box, quality
-        self.crop, self.dx, self.dy = crop, dx, dy
-        # The detector's landmarks, in the crop's pixels (arcface.encode_boxes aligns on
-        # them instead of looking for them again); empty where it gave none.
-        self.landmarks = det.moved(det.box, dx=-dx, dy=-dy).landmarks
-        self.score = det.score
-        self.face_jpeg = b""
-        self.frame_jpeg = b""
-
-
-class _View:
-    """A view chosen for encoding; its vector comes when its batch is encoded."""
-
-    def __init__(self, candidate: _Candidate):
-        self.candidate = c = candidate
-        self.vector: np.ndarray | None = None
-        self.length: float | None = None  # the encoding's, before normalisation
-        inside = Box(c.box.left - c.dx, c.box.top - c.dy, c.box.width, c.box.height)
-        self.seen = seeing.of(c.crop, inside, c.score, c.landmarks)  # chosen views only
-
-    def encoding(self) -> FaceEncoding:
-        c = self.candidate
-        assert self.vector is not None, "encoded when the segment ends at the latest"
-        seen = seeing.encoded(self.seen, self.length)
-        return FaceEncoding(c.pts, c.box, self.vector, c.quality, c.face_jpeg, c.frame_jpeg, seen)
-
-
-class _Live:
-    """A track being followed."""
-
-    def __init__(self, sighting: Sighting, open_start: bool):
-        self.sightings: list[Sighting] = [sighting]
-        self.encodings: list[_View] = []
-        self.best_quality = 0.0  # of the views encoded so far
-        self.candidate: _Candidate | None = None  # the best view not yet encoded
-        self.window_start = sighting.pts
-        self.box = sighting.box
-        self.last_pts = sighting.pts
-        self.missed = False
-        self.open_start = open_start
-        self.velocity = (0.0, 0.0)  # box movement in pixels per pts
-
-    def moved_to(self, sighting: Sighting) -> None:
-        """Follow to a newer sighting. Velocity from the last step alone measured better
-        than over ~0.25 s on the street clip: people there turn and change pace."""
-        dt = sighting.pts - self.last_pts
-        if dt > 0:
-            self.velocity = (
-                (sighting.box.left - self.box.left) / dt,
-                (sighting.box.top - self.box.top) / dt,
-            )
-        self.box = sighting.box
-        self.last_pts = sighting.pts
-
-    def predicted(self, pts: int) -> Box:
-        """Where the face should be at `pts` if it keeps moving as it did."""
-        dt = pts - self.last_pts
-        b = self.box
-        return Box(
-            b.left + int(round(self.velocity[0] * dt)),
-            b.top + int(round(self.velocity[1] * dt)),
-            b.width,
-            b.height,
-        )
-
-    def freeze(self, open_end: bool) -> Track:
-        # A view the family could not encode (NaN: Family.encode) is left out; a track
-        # with none is not matched (scanning.assemble).
-        return Track(
-            sightings=tuple(sorted(self.sightings, key=lambda s: s.pts)),
-            encodings=tuple(
-                v.encoding()
-                for v in self.encodings
-                if v.vector is None or np.isfinite(v.vector).all()
-            ),
-            open_start=self.open_start,
-            open_end=open_end,
-        )
 
 
 class SegmentScanner:
@@ -205,9 +119,9 @@ class SegmentScanner:
         ring = min(RING_FRAMES[1], max(RING_FRAMES[0], RING_BYTES // frame_bytes))
         self.ring: deque[decode.Frame] = deque(maxlen=ring)
         self.first_pts: int | None = None
-        self.live: list[_Live] = []
-        self.done: list[tuple[_Live, bool]] = []  # closed tracks, open at their end or not
-        self.waiting: list[_View] = []  # views to encode (ENCODE_BATCH at a time)
+        self.live: list[Live] = []
+        self.done: list[tuple[Live, bool]] = []  # closed tracks, open at their end or not
+        self.waiting: list[View] = []  # views to encode (ENCODE_BATCH at a time)
         self.analysed = 0
         self.unaligned = 0  # views the family could not encode (Family.encode: NaN)
 
@@ -338,7 +252,7 @@ class SegmentScanner:
         cx, cy = box.left + box.width / 2, box.top + box.height / 2
         return any(r.left <= cx < r.right and r.top <= cy < r.bottom for r in self.rois)
 
-    def _follow(self, fr: decode.Frame, tracks: list[_Live]) -> None:
+    def _follow(self, fr: decode.Frame, tracks: list[Live]) -> None:
         for live in tracks:
             det = self._region_search(fr, live.predicted(fr.pts))
             if det is not None:
@@ -383,35 +297,38 @@ class SegmentScanner:
 
     # -- tracks ----------------------------------------------------------
     def _start(self, fr: decode.Frame, det: Detection) -> None:
-        live = _Live(Sighting(fr.pts, det.box), open_start=False)
+        live = Live(Sighting(fr.pts, det.box), open_start=False)
         reached_start = self._refine_backward(live, fr.pts, det.box)
         # A face already there when the segment began may continue one from the previous segment.
         live.open_start = reached_start and self.segment.start_pts is not None
         self._maybe_encode(live, fr, det)
         self.live.append(live)
 
-    def _seen(self, live: _Live, fr: decode.Frame, det: Detection) -> None:
+    def _seen(self, live: Live, fr: decode.Frame, det: Detection) -> None:
         sighting = Sighting(fr.pts, det.box)
         live.sightings.append(sighting)
         live.moved_to(sighting)
         live.missed = False
         self._maybe_encode(live, fr, det)
 
-    def _close(self, live: _Live, open_end: bool) -> None:
+    def _close(self, live: Live, open_end: bool) -> None:
         self._encode_candidate(live)
         self.done.append((live, open_end))
 
-    def _maybe_encode(self, live: _Live, fr: decode.Frame, det: Detection) -> None:
+    def _maybe_encode(self, live: Live, fr: decode.Frame, det: Detection) -> None:
         """Encode a track's first view at once; after that keep the best view of each
-        window (`refresh_s` of track time) that is at least `view_floor` as good as the
-        best so far, and encode it when the window or the track ends. Views are averaged
-        when the track is matched, so more of them cut misses without adding false
-        alerts (docs/accuracy.md). (Encoding only the largest view measured worse: on
+        window (`refresh_s` of track time, then 2x and 4x that) that is at least
+        `view_floor` as good as the best so far, and encode it when the window or the
+        track ends. Views are averaged when the track is matched, so more of them cut
+        misses without adding false alerts (docs/accuracy.md). (Windows of one
+        `refresh_s` throughout: 10 views of a 15 s talking head instead of 7, ArcFace
+        spent 6.1 of 20 core-seconds on the street clip x8 encoding instead of 4.9.) (Encoding only the largest view measured worse: on
         the Hamilton clip the largest view of one appearance matched at 0.61 where its
         first view matched at 0.50.)"""
-        if (fr.pts - live.window_start) * self.tb >= self.refresh:
+        if (fr.pts - live.window_start) * self.tb >= self.refresh * live.window:
             self._encode_candidate(live)
             live.window_start = fr.pts
+            live.window = min(LONGEST_WINDOW, 2 * live.window)
         quality = det.box.width * (1.0 if det.frontal else PROFILE_QUALITY)
         if live.candidate is not None and quality <= live.candidate.quality:
             return
@@ -419,7 +336,7 @@ class SegmentScanner:
             return
         area = det.box.expanded(CHIP_MARGIN, self.width, self.height)
         crop = fr.rgb[area.top : area.bottom, area.left : area.right].copy()
-        live.candidate = _Candidate(fr.pts, det, quality, crop, area.left, area.top)
+        live.candidate = Candidate(fr.pts, det, quality, crop, area.left, area.top)
         if self.cfg.views:
             others = [t.predicted(fr.pts) for t in self.live if t is not live]
             live.candidate.face_jpeg, live.candidate.frame_jpeg = views.render(
@@ -430,12 +347,12 @@ class SegmentScanner:
             # segment already: only its best view of the window is (at the window's end).
             self._encode_candidate(live)
 
-    def _encode_candidate(self, live: _Live) -> None:
+    def _encode_candidate(self, live: Live) -> None:
         cand = live.candidate
         if cand is None:
             return
         live.candidate = None
-        view = _View(cand)
+        view = View(cand)
         live.encodings.append(view)
         live.best_quality = max(live.best_quality, cand.quality)
         self.waiting.append(view)
@@ -460,20 +377,35 @@ class SegmentScanner:
         self.unaligned += int(np.isnan(vectors).any(axis=1).sum())
         for view, vector, length in zip(self.waiting, vectors, lengths, strict=True):
             view.vector, view.length = vector, float(length)
-            view.candidate.crop = _NO_CROP  # not needed any more
+            view.candidate.crop = NO_CROP  # not needed any more
         self.waiting = []
 
-    def _refine_backward(self, live: _Live, pts: int, box: Box) -> bool:
-        """Search the frames before `pts` (newest first) until the face is gone.
+    def _refine_backward(self, live: Live, pts: int, box: Box) -> bool:
+        """Search the frames before `pts` until the face is gone: every EDGE_STRIDE-th frame
+        while it is there, then frame by frame from the oldest frame it was found in, until
+        two frames in a row lack it.
 
         Returns True when the face was present back to the segment's first frame.
         """
         earlier = [f for f in self.ring if f.pts < pts]
-        step = (0, 0)  # movement per frame, going back
-        misses = 0
-        for fr in reversed(earlier):
-            guess = Box(box.left + step[0], box.top + step[1], box.width, box.height)
+        step = (0.0, 0.0)  # movement per frame, going back
+        at = len(earlier)  # the oldest frame the face was found in (len: the one at `pts`)
+        while at >= EDGE_STRIDE:
+            fr = earlier[at - EDGE_STRIDE]
+            guess = box.shifted(round(step[0] * EDGE_STRIDE), round(step[1] * EDGE_STRIDE))
             det = self._region_search(fr, guess)
+            fr.release()
+            if det is None:
+                break
+            live.sightings.append(Sighting(fr.pts, det.box))
+            step = (
+                (det.box.left - box.left) / EDGE_STRIDE,
+                (det.box.top - box.top) / EDGE_STRIDE,
+            )
+            box, at = det.box, at - EDGE_STRIDE
+        misses = 0
+        for fr in reversed(earlier[:at]):
+            det = self._region_search(fr, box.shifted(round(step[0]), round(step[1])))
             fr.release()
             if det is None:
                 misses += 1
@@ -487,7 +419,7 @@ class SegmentScanner:
         oldest = earlier[0].pts if earlier else pts
         return oldest == self.first_pts
 
-    def _refine_forward(self, live: _Live, until_pts: int) -> None:
+    def _refine_forward(self, live: Live, until_pts: int) -> None:
         """Search the frames after the last sighting up to `until_pts`, oldest first, until
         the face is gone (two frames in a row without it: one miss is often the detector's)."""
         misses = 0
