@@ -17,6 +17,7 @@ from PIL import Image
 
 from frs_cli.faces import detect, distances, dlib_dnn, dlib_encoder, dlib_models
 from frs_cli.records import Box
+from frs_cli.video import synthetic
 
 pytest.importorskip("onnxruntime", reason="ONNX Runtime not installed: dlib runs both networks")
 
@@ -134,20 +135,25 @@ def test_cnn_finds_the_boxes_dlib_finds_on_shared_photos_and_region_sized_crops(
 
 @pytest.mark.slow
 def test_cnn_scan_rows_equal_dlibs(tmp_path, demo_watchlist, backend):
-    # The slowest test (~21 s: dlib's own CNN, ~2 s a frame). One worker, in-process: a
-    # pool forked after dlib's CNN ran in this process (the tests above) deadlocks in it.
+    # dlib's own CNN takes ~0.3 s a frame, so a 2 s clip of Grace Hopper (frames 5-40)
+    # rather than the 8 s demo (24 s). One worker, in-process: a pool forked after dlib's
+    # CNN ran in this process (the tests above) deadlocks in it.
+    clip = tmp_path / "hopper.mp4"
+    shot = synthetic.Shot(str(SAMPLE / "Grace_Hopper.jpg"), 5, 40, x=0.1, y=0.1, height=0.8)
+    synthetic.write_clip(clip, [shot], 50)
     rows = {}
     for name in ("dlib", "onnxruntime"):
         backend(name)
         out = tmp_path / f"{name}.csv"
         result = run_cli(
             "scan", "-q", "-w", demo_watchlist, "--model", "cnn", "--min-face", "80",
-            "--workers", "1", "-o", out, SAMPLE / "demo.mp4",
+            "--workers", "1", "-o", out, clip,
         )  # fmt: skip
         assert result.exit_code == 0, result.stderr
         rows[name] = out.read_text()
     assert rows["dlib"] == rows["onnxruntime"]
-    assert rows["dlib"].count("\n") >= 2  # a header and at least one appearance
+    assert rows["dlib"].count("\n") == 2  # a header and her appearance
+    assert ",Grace_Hopper,0.200,1.600," in rows["dlib"]
 
 
 # -- the reader --------------------------------------------------------------------------
