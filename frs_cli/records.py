@@ -146,7 +146,7 @@ class AnalysisConfig:
     detect_fps: float = 1.0
     quick_fps: float = 2.0
     max_gap_s: float = 1.0
-    refresh_s: float = 1.0  # a followed face's first window for one more encoded view (then 2x, 4x)
+    refresh_s: float = 1.0  # a followed face's first window for one more view (then 2x, 4x)
     view_floor: float = 0.8  # ... if it is at least this good (size, frontal) as its best
     max_decode_errors: int = 50
     views: bool = False  # keep JPEG views of each encoded face, for --crops

@@ -320,11 +320,11 @@ class SegmentScanner:
         window (`refresh_s` of track time, then 2x and 4x that) that is at least
         `view_floor` as good as the best so far, and encode it when the window or the
         track ends. Views are averaged when the track is matched, so more of them cut
-        misses without adding false alerts (docs/accuracy.md). (Windows of one
-        `refresh_s` throughout: 10 views of a 15 s talking head instead of 7, ArcFace
-        spent 6.1 of 20 core-seconds on the street clip x8 encoding instead of 4.9.) (Encoding only the largest view measured worse: on
-        the Hamilton clip the largest view of one appearance matched at 0.61 where its
-        first view matched at 0.50.)"""
+        misses without adding false alerts (docs/accuracy.md). (With windows of one
+        `refresh_s` throughout, a 15 s talking head had 10 views instead of 7, and ArcFace
+        spent 5.8 core-seconds encoding on the street clip x8 instead of 4.6. Encoding
+        only the largest view measured worse: on the Hamilton clip the largest view of
+        one appearance matched at 0.61 where its first view matched at 0.50.)"""
         if (fr.pts - live.window_start) * self.tb >= self.refresh * live.window:
             self._encode_candidate(live)
             live.window_start = fr.pts
