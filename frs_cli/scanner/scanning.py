@@ -369,6 +369,37 @@ def input_entry(
     return entry
 
 
+def _plan_file(
+    info: decode.VideoInfo, cfg: ScanConfig, workers: int, report: Events, counting: Events
+) -> tuple[AnalysisConfig, list[Segment], wallclock.WallClock | None] | None:
+    """A file's settings (--settings), segments and clock, its start and notes said; None,
+    the file counted as failed, where a region of interest lies outside its frame."""
+    camera = settings.camera_for(info.path, cfg.cameras)
+    analysis = settings.analysis_for(camera, cfg.analysis)
+    off = [r for r in analysis.rois if settings.outside(r, info.width, info.height)]
+    if off:
+        counting.failed(
+            info.path,
+            f"region of interest {','.join(map(str, off[0]))} lies outside its "
+            f"{info.width}x{info.height} frame",
+        )
+        return None
+    segments = plan_segments(info, workers, analysis)
+    report.file_started(info, segments)
+    if info.derived:
+        report.warning(info.path, info.derived)
+    if info.stream_note:
+        report.note(info.path, info.stream_note)
+    clock, disagree = wallclock.resolve(
+        info.path, info.creation_time, settings.clock_for(camera, cfg.clock)
+    )
+    for text in disagree:
+        report.warning(info.path, text)
+    if clock is not None:
+        report.note(info.path, f"clock: {wallclock.iso(clock.start)} at 0 s, from {clock.source}")
+    return analysis, segments, clock
+
+
 def iter_scan(
     cfg: ScanConfig,
     watchlist: Watchlist,
@@ -488,34 +519,11 @@ def iter_scan(
 
     try:
         for info in iter_videos(cfg, counting, skip):
-            camera = settings.camera_for(info.path, cfg.cameras)
-            analysis = settings.analysis_for(camera, cfg.analysis)
-            off = [r for r in analysis.rois if settings.outside(r, info.width, info.height)]
-            if off:
-                counting.failed(
-                    info.path,
-                    f"region of interest {','.join(map(str, off[0]))} lies outside its "
-                    f"{info.width}x{info.height} frame",
-                )
+            planned = _plan_file(info, cfg, executor.workers, report, counting)
+            if planned is None:
                 continue
-            segments = plan_segments(info, executor.workers, analysis)
-            analyses[info.path] = analysis
+            analyses[info.path], segments, clocks[info.path] = planned
             running[info.path] = (info, segments)
-            report.file_started(info, segments)
-            if info.derived:
-                report.warning(info.path, info.derived)
-            if info.stream_note:
-                report.note(info.path, info.stream_note)
-            clock, disagree = wallclock.resolve(
-                info.path, info.creation_time, settings.clock_for(camera, cfg.clock)
-            )
-            clocks[info.path] = clock
-            for text in disagree:
-                report.warning(info.path, text)
-            if clock is not None:
-                report.note(
-                    info.path, f"clock: {wallclock.iso(clock.start)} at 0 s, from {clock.source}"
-                )
             futures = [executor.submit(analyse_segment, s) for s in segments]
             queue.append((info, segments, futures))
             in_flight += len(segments)
