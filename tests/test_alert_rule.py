@@ -14,6 +14,7 @@ from conftest import SAMPLE, SHARED, jsonl, needs_shared, run_cli
 import frs_cli as frs
 from frs_cli.accuracy import calibration as cal
 from frs_cli.accuracy.calibration import M_GRID, T_GRID, Calibration
+from frs_cli.faces import bands
 
 DEMO = SAMPLE / "demo.mp4"
 
@@ -157,6 +158,13 @@ def test_calibration_is_cached_per_generation(tmp_path):
     run_cli("watchlist", "info", "-w", wl)
     cache = json.loads((tmp_path / "wl.db.calibration.json").read_text())
     assert (cache["generation"], cache["faces"], cache["calibration"]["identities"]) == (2, 2, 2)
+    # Made with other size bands' tables (an older frs): computed again, not trusted.
+    assert cache["tables"] == bands.fingerprint("dlib")
+    cache["tables"], cache["calibration"]["identities"] = "older tables", 99
+    (tmp_path / "wl.db.calibration.json").write_text(json.dumps(cache))
+    run_cli("watchlist", "info", "-w", wl)
+    cache = json.loads((tmp_path / "wl.db.calibration.json").read_text())
+    assert (cache["tables"], cache["calibration"]["identities"]) == (bands.fingerprint("dlib"), 2)
 
 
 @needs_shared

@@ -20,6 +20,7 @@ cell (`key`, e.g. "24-32 high") then has its own tables.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import math
 from dataclasses import dataclass
@@ -118,6 +119,19 @@ def tables(family: str) -> tuple[Table, ...]:
         Table(band, float(shift), tuple(cdf), int(probes))
         for band, (shift, probes, cdf) in _numbers().BANDS.get(family, {}).items()
     )
+
+
+def fingerprint(family: str) -> str:
+    """A digest of the family's tables: a watchlist's calibration, whose per-band miss
+    rates are computed from them, is computed again when they change."""
+    numbers = _numbers()
+    of_family = (
+        identify_from(family),
+        photo_from(family),
+        numbers.LENGTH_CUTS.get(family),
+        numbers.BANDS.get(family, {}),
+    )
+    return hashlib.sha256(repr(of_family).encode()).hexdigest()[:16]
 
 
 def role(family: str, band: str) -> str:

@@ -32,16 +32,18 @@ class Calibrated(Searchable):
         """What this watchlist says about its error rates (calibration.py): computed once
         per generation and kept beside the store (owner-only; numbers only)."""
         from frs_cli.accuracy import calibration as cal
-        from frs_cli.faces import families
+        from frs_cli.faces import bands, families
 
         generation, faces = self.generation, self.face_count()
         family = families.of(self.model_id)
+        tables = bands.fingerprint(family.name)
         try:
             data = json.loads(self.calibration_path.read_text())
             if (
                 data.get("version") == CALIBRATION_VERSION
                 and data.get("generation") == generation
                 and data.get("faces") == faces
+                and data.get("tables") == tables
                 and data["calibration"].get("family", "dlib") == family.name
             ):
                 return cal.Calibration.from_dict(data["calibration"])
@@ -56,6 +58,7 @@ class Calibrated(Searchable):
             "version": CALIBRATION_VERSION,
             "generation": generation,
             "faces": faces,
+            "tables": tables,  # the size bands' tables it was computed with
             "computed_at": _now(),
             "calibration": result.to_dict(),
         }
