@@ -9,10 +9,10 @@ each identity's first photo at photo quality (its cached encoding); each identit
 or more photos gives a probe, its second photo, degraded as CCTV films a face: shrunk so
 that the face (dlib's box on the photo, 63 px in lfw-dev's 150x150 photos) is `--sizes`
 px tall (area-averaged, as a sensor does), blurred, the edges repeated around it, and
-passed through H.264 as a still video (frs_cli/faces/shrink.py: sigma 0-0.4 px, x264 at
-CRF 18-28, drawn per probe; JPEG at quality 35-90, or one H.264 frame alone, made faces
-look 2-4x worse than footage of the same photos). Each probe then
-goes the scan's way: its luma scaled so that an 8 px face fills the detector's window
+passed through H.264 as one second of still video (frs_cli/faces/shrink.py: sigma 0-0.4
+px, x264 at CRF 18-28, drawn per probe, 25 frames; JPEG at quality 35-90, one H.264
+frame alone or 8 frames made faces look 1.5-4x worse than footage of the same photos).
+Each probe then goes the scan's way: its luma scaled so that an 8 px face fills the detector's window
 (`--min-face 8`), the family's whole-frame detector (dlib HOG, SCRFD), the detection
 nearest the middle mapped back, encoded by the family from the RGB picture with the
 detector's landmarks. The distances are binned by the *box height the detector
@@ -175,7 +175,7 @@ RATES = (3e-5, 1e-4, 3e-4, 1e-3)  # per-comparison false-match rates the rule wo
 MIN_PROBES = 100  # a band with fewer found probes gets no table of its own
 MIN_CLASS = 50  # ... a length class with fewer, its next lower class's
 MIN_HITS = 0.10  # a band whose faces match their own photo less often than this, at the
-# rule's usual threshold plus the band's shift, is too small to identify
+# rule's usual threshold (plus the band's shift where it tightens it), is too small to identify
 USUAL = {"dlib": 0.50, "arcface": 1.10}  # thresholds frs chooses for 1,000-3,000 identities
 
 
@@ -207,7 +207,8 @@ def write_module(results: dict, path: Path) -> None:
         "how much farther the band's faces lie from strangers than photo-size faces do (a",
         "length class's: the smaller of its own and its band's).",
         f"IDENTIFY_FROM: the smallest band edge with {MIN_PROBES}+ probes found whose faces",
-        f"match their own photo {MIN_HITS:.0%}+ of the time at the usual threshold plus the shift;",
+        f"match their own photo {MIN_HITS:.0%}+ of the time at the usual threshold (plus the",
+        "shift where it is negative);",
         "PHOTO_FROM: the band edge of the photo-size probes' median box. LENGTH_CUTS: for",
         "families whose encoding's length before normalisation predicts misses, the small",
         "faces' tertiles of it: such a band has a table per class (low, mid, high).",
@@ -224,13 +225,16 @@ def write_module(results: dict, path: Path) -> None:
         moved = shifts(fam, bands.name(photo[family]))
 
         def hits(group: str, fam: dict = fam, moved: dict = moved, usual: float = USUAL[family],
-                 step: float = step) -> float:  # fmt: skip
+                 step: float = step, looser: bool = True) -> float:  # fmt: skip
             cdf = fam[group]["genuine_cdf"]
-            return float(np.interp(usual + moved[group], np.arange(len(cdf)) * step, cdf))
+            shift = moved[group] if looser else min(0.0, moved[group])
+            return float(np.interp(usual + shift, np.arange(len(cdf)) * step, cdf))
 
         sized = [b for b in bands.names() if b in fam and bands.low(b) < photo[family]]
         sized = [b for b in sized if fam[b]["probes"] >= MIN_PROBES]
-        edges = [bands.low(b) for b in sized if hits(b) >= MIN_HITS]
+        # Identifiable: matched often enough at a threshold no looser than the photos' (a
+        # band whose strangers lie farther away would otherwise pass on that alone).
+        edges = [bands.low(b) for b in sized if hits(b, looser=False) >= MIN_HITS]
         identify[family] = min(edges) if edges else photo[family]
         if "length_cuts" in fam:
             cuts[family] = tuple(fam["length_cuts"])

@@ -113,3 +113,37 @@ def test_a_face_too_small_to_identify_is_counted_and_never_alerted_on(arc_watchl
     assert row["identity"] is None and row["face_band"] == "12-16" and row["face_px"] < 16
     assert "12-16 px: 1, too small to identify (never alerted on)" in result.stderr
     assert said["expected_fnir"] == 1.0 and said["expected_fpir"] == 0.0
+
+
+def test_a_small_faces_landmarks_are_found_again_at_its_own_pixels(monkeypatch):
+    """A face the search enlarged more than 1.5x keeps no landmarks from that search; SCRFD
+    looks again at the frame's own pixels around it, enlarged to 48 px (Grace Hopper's face
+    shrunk to 16-40 px: each landmark within 6% of the face's width of where SCRFD put it
+    on the photo, nearer on the whole than at the face's own size)."""
+    from frs_cli.faces import detect
+    from frs_cli.records import Detection
+
+    marks = tuple(float(v) for v in range(10))
+    found = Detection(Box(10, 10, 60, 60), 0.5, landmarks=marks)
+    assert detect.to_source(found, 1.5, 1.5).landmarks  # kept
+    assert detect.to_source(found, 1.6, 1.6).landmarks == ()  # found again when encoded
+    rgb = np.asarray(Image.open(SAMPLE / "Grace_Hopper.jpg").convert("RGB"))
+    face = arcface.detector()(rgb)[0]
+    width = face.box[2] - face.box[0]
+
+    def errors() -> list[float]:
+        out = []
+        for px in (16, 20, 24, 28, 32, 40):
+            s = px / width
+            size = (round(rgb.shape[1] * s), round(rgb.shape[0] * s))
+            small = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BOX))
+            moved = arcface.Face(tuple(np.array(face.box) * s), face.score, face.landmarks * s)
+            got = arcface.landmarks(small, arcface.to_box(moved, *size))
+            assert got is not None
+            out.append(float(np.abs(got - face.landmarks * s).max()) / px)
+        return out
+
+    enlarged = errors()
+    assert max(enlarged) < 0.06
+    monkeypatch.setattr(arcface, "LANDMARK_LEAST_PX", 0)
+    assert np.mean(enlarged) < np.mean(errors())

@@ -180,7 +180,8 @@ class Calibration:
     def band_rates(self, ti: int, mi: int, fpir: float | None) -> tuple[BandRate, ...]:
         """The rule (t, m) = cell (ti, mi) per size band: too small, measured (threshold
         plus the band's shift, its own miss model moved by what the leave-one-photo-out
-        searches corrected at photo size) or photo size (as calibrated). The shift keeps
+        searches corrected at photo size, never under the photos' rate) or photo size (as
+        calibrated). The shift keeps
         the photos' false-alert rate, `fpir`, in every band."""
         t = self.grids.t_grid[ti]
         fnir = self.estimated_fnir(ti, mi)
@@ -192,7 +193,9 @@ class Calibration:
             if role == "too small":
                 out.append(BandRate(band, None, 1.0, 0.0))
             elif role == "measured" and band in self.fnir_bands:
-                own = self.fnir_bands[band][ti][mi] + fnir - model
+                # Never fewer misses stated than for photo-size faces: a band of faces
+                # nearly that size (48-64 px) measures about the same, either side of it.
+                own = max(fnir, self.fnir_bands[band][ti][mi] + fnir - model)
                 out.append(
                     BandRate(
                         band, round(t + shifts[band], 4), round(min(1.0, max(0.0, own)), 6), fpir

@@ -8,6 +8,7 @@ exact factor, and lets large frames be *reduced* when only large faces matter.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable
@@ -25,8 +26,14 @@ WINDOW_PX = 80
 SCRFD_WINDOW_PX = 24
 # A face at least this wide where SCRFD found it keeps SCRFD's landmarks for its encoding
 # (region searches scale a followed face to 64 px); a smaller one is looked at again
-# (arcface.landmarks) at full resolution.
+# (arcface.landmarks) in the frame's own RGB pixels.
 SCRFD_LANDMARK_PX = 48
+# Nor does a face that the search enlarged by more than this (the whole frame scaled up for
+# a small --min-face, a followed face scaled to 64 px): SCRFD's landmarks on luma scaled up
+# from a few dozen pixels placed the eyes worse than a look at the face's own RGB pixels
+# (issue 36, benchmarks/cctv_faces.py, ArcFace, 200 listed probes: misses at 48 / 32 / 24 px
+# 0.055 / 0.065 / 0.150 with those landmarks, 0.045 / 0.050 / 0.155 without).
+LANDMARK_ENLARGED = 1.5
 
 Detector = Callable[[np.ndarray, float], list[Detection]]
 
@@ -151,6 +158,8 @@ def to_source(
     top = int(round(b.top / scale_y)) + dy
     width = max(1, int(round(b.width / scale_x)))
     height = max(1, int(round(b.height / scale_y)))
+    if det.landmarks and max(scale_x, scale_y) > LANDMARK_ENLARGED:
+        det = dataclasses.replace(det, landmarks=())  # found again at the face's own size
     return det.moved(Box(left, top, width, height), scale_x, scale_y, dx, dy)
 
 

@@ -4,7 +4,8 @@ does), blurred (Gaussian, sigma drawn from BLUR_SIGMA px), the picture's edges r
 around it, and passed through H.264 as still video frames (x264, CRF drawn from CRF); then
 found and encoded the way a scan does (`find_and_encode`): luma scaled so that a
 `min_face` px face fills the detector's window, the family's whole-frame detector, the
-detection nearest the middle, encoded from the RGB picture with the detector's landmarks.
+detection nearest the middle, encoded from the RGB picture with the detector's landmarks
+(ArcFace: found again around the face, as the search enlarged it; detect.LANDMARK_ENLARGED).
 
 Used by `frs evaluate --face-px` and benchmarks/band_tables.py (which made the size
 bands' tables, faces/band_tables.py). Pictures are made in memory and never kept.
@@ -25,7 +26,11 @@ BLUR_SIGMA = (0.0, 0.4)
 # made the same-person distances of faces at 23 look 2x worse than they were: the encoding's
 # length (LENGTH_CUTS) tells such faces apart only in part.
 CRF = (18, 28)
-FRAMES = 8  # still frames of H.264 a picture is passed through
+# Still frames of H.264 a picture is passed through: one second of 25 fps footage, as a face
+# held still is filmed and as issue 36's composition shows each photo. x264 spends more bits
+# on a picture the later frames repeat; at 8 frames, ArcFace's same-person distances of 32 px
+# faces were farther (FNIR at its 1.13 threshold 0.125, at 25 frames 0.080, in footage 0.065).
+FRAMES = 25
 PAD = 0.5  # edges repeated around the picture, this share of its side on each side
 MIN_FACE = 8  # the scan's --min-face the faces are looked for at
 
