@@ -69,3 +69,22 @@ def test_the_api_and_the_command_give_identical_rows_on_shared_footage(shared_wa
     api = [a.to_dict() for a in frs.scan(footage, shared_watchlist, workers=2, unmatched=True)]
     assert api == jsonl(result.stdout) and len(api) >= 5
     assert os.path.exists(f"{shared_watchlist}.audit.jsonl")
+
+
+def test_a_scan_after_the_callers_own_frame_conversions_does_not_hang(demo_watchlist):
+    """PyAV 18.1.1 keeps one swscale converter per thread, with slice threads unless told
+    otherwise: a worker forked after the caller converted a frame inherits it without those
+    threads, and its first conversion of another size waited forever. The workers set it
+    aside (decode.forget_inherited_converter); run apart, so a hang fails, not blocks."""
+    code = (
+        "import av, frs_cli as frs\n"
+        "av.VideoFrame(1920, 1080, 'yuv420p').to_ndarray(format='rgb24', threads=0)\n"
+        f"rows = list(frs.scan({str(SAMPLE / 'demo.mp4')!r}, watchlist={str(demo_watchlist)!r},"
+        " workers=2))\n"
+        "print(sorted({r.identity for r in rows}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['Eileen_Collins', 'Grace_Hopper']"

@@ -65,7 +65,7 @@ def h264(rgb: np.ndarray, crf: int, frames: int = FRAMES) -> np.ndarray:
     enc.time_base = Fraction(1, 25)
     enc.options = {"crf": str(crf), "threads": "1"}  # x264's default preset, as footage
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(even), format="rgb24")
-    frame = frame.reformat(format="yuv420p")
+    frame = frame.reformat(format="yuv420p", threads=1)  # one: see decode.SWS_THREADS
     packets = []
     for i in range(frames):
         frame.pts = i
@@ -74,7 +74,7 @@ def h264(rgb: np.ndarray, crf: int, frames: int = FRAMES) -> np.ndarray:
     dec = av.CodecContext.create("h264", "r")
     got = [f for p in packets for f in dec.decode(p)]
     got += dec.decode(None)
-    return np.ascontiguousarray(got[len(got) // 2].to_ndarray(format="rgb24")[:h, :w])
+    return np.ascontiguousarray(got[len(got) // 2].to_ndarray(format="rgb24", threads=1)[:h, :w])
 
 
 def find_and_encode(

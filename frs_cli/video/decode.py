@@ -349,15 +349,24 @@ def full_range(luma: np.ndarray) -> np.ndarray:
     return np.clip((luma.astype(np.int32) - 16) * 255 // 219, 0, 255).astype(np.uint8)
 
 
+# swscale's threads for one conversion: one. Each worker process already has a core, and
+# PyAV (17+) otherwise starts a pool of slice threads per thread's converter, which a forked
+# worker inherits without its threads: reconfiguring it there waited forever (PyAV 18.1.1,
+# which keeps one converter per thread across frames; see `forget_inherited_converter`).
+SWS_THREADS = 1
+
+
 def frame_array(
     frame: Any, fmt: str, rotation: int, width: int | None, height: int | None
 ) -> np.ndarray:
     if width is not None and height is not None:
         if rotation in (90, 270):
             width, height = height, width
-        image = frame.reformat(width=width, height=height, format=fmt).to_ndarray()
+        image = frame.reformat(
+            width=width, height=height, format=fmt, threads=SWS_THREADS
+        ).to_ndarray()
     else:
-        image = frame.to_ndarray(format=fmt)
+        image = frame.to_ndarray(format=fmt, threads=SWS_THREADS)
     # Some widths (e.g. 820, 854) come back with padded rows; dlib needs contiguous data.
     return rotate(np.ascontiguousarray(image), rotation)
 
@@ -490,3 +499,20 @@ class Frame:
 
     def release(self) -> None:
         self._rgb = self._gray = None
+
+
+_INHERITED: list[Any] = []  # converters a forked process must never free
+
+
+def forget_inherited_converter() -> None:
+    """In a forked worker: set aside the converter PyAV (18.1.1+) keeps for this thread,
+    inherited from the parent (its slice threads, if the parent's code asked for any, do
+    not exist here; freeing or reconfiguring it would wait for them forever), so that the
+    worker's first conversion makes its own. Kept referenced, never freed."""
+    import av.video.frame
+
+    local = getattr(av.video.frame, "_thread_local", None)
+    inherited = getattr(local, "reformatter", None)
+    if inherited is not None:
+        _INHERITED.append(inherited)
+        local.reformatter = None  # type: ignore[union-attr]

@@ -19,6 +19,7 @@ from typing import Any
 
 from frs_cli.errors import FrsError
 from frs_cli.faces import families
+from frs_cli.video import decode
 from frs_cli.workers import progress_report
 from frs_cli.workers.execution import Executor
 from frs_cli.workers.threads import one_blas_thread
@@ -30,6 +31,7 @@ def _init_worker(model: str, encoder: str, parent: int, reports: Any) -> None:
     # The parent handles Ctrl-C and stops the pool; workers just stop with it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(parent)
+    decode.forget_inherited_converter()
     progress_report.set_sink(reports.put)
     families.preload(model, encoder)
 
