@@ -181,8 +181,7 @@ class Calibration:
         """The rule (t, m) = cell (ti, mi) per size band: too small, measured (threshold
         plus the band's shift, its own miss model moved by what the leave-one-photo-out
         searches corrected at photo size, never under the photos' rate) or photo size (as
-        calibrated). The shift keeps
-        the photos' false-alert rate, `fpir`, in every band."""
+        calibrated). The shift keeps the photos' false-alert rate, `fpir`, in every band."""
         t = self.grids.t_grid[ti]
         fnir = self.estimated_fnir(ti, mi)
         model = self.fnir_model[ti][mi] if self.fnir_model else self.fnir[ti][mi]
