@@ -75,13 +75,7 @@ class Live:
     def predicted(self, pts: int) -> Box:
         """Where the face should be at `pts` if it keeps moving as it did."""
         dt = pts - self.last_pts
-        b = self.box
-        return Box(
-            b.left + int(round(self.velocity[0] * dt)),
-            b.top + int(round(self.velocity[1] * dt)),
-            b.width,
-            b.height,
-        )
+        return self.box.shifted(round(self.velocity[0] * dt), round(self.velocity[1] * dt))
 
     def freeze(self, open_end: bool) -> Track:
         # A view the family could not encode (NaN: Family.encode) is left out; a track

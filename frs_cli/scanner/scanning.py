@@ -400,6 +400,42 @@ def _plan_file(
     return analysis, segments, clock
 
 
+class _Counting(Events):
+    """Files that end without rows (failed, skipped, already scanned), counted in `stats`
+    and passed on to `report`."""
+
+    def __init__(self, stats: ScanStats, report: Events):
+        self.stats, self.report = stats, report
+
+    def failed(self, path: str, reason: str) -> None:
+        self.stats.files_failed += 1
+        self.stats.inputs.append({"path": path, "status": "failed", "reason": reason})
+        self.report.failed(path, reason)
+
+    def skipped(self, path: str, reason: str) -> None:
+        self.stats.files_skipped += 1
+        self.report.skipped(path, reason)
+
+    def resumed(self, path: str) -> None:
+        self.stats.files_resumed += 1
+        self.stats.inputs.append({"path": path, "status": "already scanned (--resume)"})
+        self.report.resumed(path)
+
+
+def _record(stats: ScanStats, report: Events, entry: dict, outcome: FileOutcome) -> None:
+    """After a file's rows are out: its counts, its entry, its error line, its progress
+    bar (a file whose rows could not be written is not counted as scanned)."""
+    stats.count(outcome)
+    stats.inputs.append(entry)
+    if outcome.error:
+        stats.files_failed += 1
+        stats.files_partial += 1
+        report.failed(outcome.path, outcome.error)
+    else:
+        stats.files_ok += 1
+    report.file_done(outcome)
+
+
 def iter_scan(
     cfg: ScanConfig,
     watchlist: Watchlist,
@@ -416,22 +452,7 @@ def iter_scan(
     in_flight = 0
     limit = max(2, executor.workers * 2)
 
-    class _Counter(Events):
-        def failed(self, path: str, reason: str) -> None:
-            stats.files_failed += 1
-            stats.inputs.append({"path": path, "status": "failed", "reason": reason})
-            report.failed(path, reason)
-
-        def skipped(self, path: str, reason: str) -> None:
-            stats.files_skipped += 1
-            report.skipped(path, reason)
-
-        def resumed(self, path: str) -> None:
-            stats.files_resumed += 1
-            stats.inputs.append({"path": path, "status": "already scanned (--resume)"})
-            report.resumed(path)
-
-    counting = _Counter()
+    counting = _Counting(stats, report)
     running: dict[str, tuple[decode.VideoInfo, list[Segment]]] = {}
     clocks: dict[str, wallclock.WallClock | None] = {}
     analyses: dict[str, AnalysisConfig] = {}  # per file, where --settings changed it
@@ -482,21 +503,6 @@ def iter_scan(
         stats.add_stage("index", time.perf_counter() - t0)
         return info, outcome
 
-    def record(info: decode.VideoInfo, outcome: FileOutcome) -> None:
-        """After the file's rows are out: its counts, its entry, its error line, its
-        progress bar (a file whose rows could not be written is not counted as scanned)."""
-        stats.count(outcome)
-        entry = input_entry(info, outcome, analyses.pop(info.path, cfg.analysis), cfg.analysis)
-        if outcome.error:
-            stats.files_failed += 1
-            stats.files_partial += 1
-            stats.inputs.append(entry)
-            report.failed(info.path, outcome.error)
-        else:
-            stats.files_ok += 1
-            stats.inputs.append(entry)
-        report.file_done(outcome)
-
     def drain(keep: int) -> Iterator[FileOutcome]:
         """Finish the oldest files until at most `keep` segments are in flight (every
         queued file has at least one)."""
@@ -515,7 +521,8 @@ def iter_scan(
                         }
                     )
                     raise
-                record(done, outcome)
+                analysis = analyses.pop(done.path, cfg.analysis)
+                _record(stats, report, input_entry(done, outcome, analysis, cfg.analysis), outcome)
 
     try:
         for info in iter_videos(cfg, counting, skip):
