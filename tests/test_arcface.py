@@ -70,3 +70,33 @@ def test_scrfd_finds_the_face_and_its_landmarks_and_arcface_tells_people_apart()
     c = arcface.encode_faces(collins, [other])
     assert a.shape == (1, 512) and np.isclose(np.linalg.norm(a), 1.0)
     assert np.linalg.norm(a - b) < 0.6 and np.linalg.norm(a - c) > 1.1
+
+
+def test_the_encoder_without_prelu_gives_the_same_numbers_bit_for_bit():
+    # PRelu(x, a) rewritten as Relu(x) + (-a) * Relu(-x) (faces/prelu.py).
+    real_networks()
+    from frs_cli.faces import prelu
+
+    weights = arcface_weights.load("arcface")[1]
+    rewritten = prelu.without_prelu(weights)
+    assert b"PRelu" in weights and b"PRelu" not in rewritten
+    hopper = images.load_photo(str(SAMPLE / "Grace_Hopper.jpg")).rgb
+    collins = images.load_photo(str(SAMPLE / "Eileen_Collins.png")).rgb
+    chips = np.stack(
+        [arcface.align(rgb, arcface.detector()(rgb)[0].landmarks) for rgb in (hopper, collins)]
+    )
+    chips = np.concatenate([chips, np.flip(chips, axis=2)])  # and mirrored: other activations
+    before = arcface.Encoder(arcface._session(weights)).with_lengths(chips)
+    after = arcface.Encoder(arcface._session(rewritten)).with_lengths(chips)
+    assert np.array_equal(before[0], after[0]) and np.array_equal(before[1], after[1])
+    # Bytes that are not a model, or slopes stored as other than float32: left as they are.
+    assert prelu.without_prelu(b"\x08\x06garbage") == b"\x08\x06garbage"
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load_from_string(weights)
+    slope = next(n.input[1] for n in model.graph.node if n.op_type == "PRelu")
+    init = next(i for i in model.graph.initializer if i.name == slope)
+    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float64), slope))
+    other = model.SerializeToString()
+    assert prelu.without_prelu(other) == other

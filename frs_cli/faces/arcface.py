@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from frs_cli.errors import FrsError
-from frs_cli.faces import arcface_weights
+from frs_cli.faces import arcface_weights, prelu
 from frs_cli.records import Box
 
 DIM = 512
@@ -73,7 +73,7 @@ def detector() -> Detector:
 
 @functools.cache
 def encoder() -> Encoder:
-    return Encoder(_session(arcface_weights.load("arcface")[1]))
+    return Encoder(_session(prelu.without_prelu(arcface_weights.load("arcface")[1])))
 
 
 class Detector:
