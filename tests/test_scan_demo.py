@@ -194,3 +194,30 @@ def test_a_face_is_found_back_to_its_first_frame_and_encoded_in_doubling_windows
     assert {r["identity"] for r in rows} == {"Grace_Hopper"}
     assert min(r["frame"] for r in rows) == 30 and max(r["frame"] for r in rows) == 249
     assert json.loads(summary.read_text())["encodings_per_face"] == {"5": 1}
+
+
+def test_a_face_lost_for_a_moment_is_one_appearance_found_again_to_the_frame(
+    demo_watchlist, tmp_path
+):
+    """Grace Hopper walks right 1 px a frame and is hidden for frames 50-69 (0.8 s). Her
+    region is searched again at the 1st, 2nd and 4th analysed frames after she was lost,
+    not at every one (issue 38); the whole-frame search that finds her again continues
+    her track, back to the first frame she is there again (the code before this split it
+    in two)."""
+    from frs_cli.scanner.analyse import looks_again
+
+    assert [n for n in range(1, 10) if looks_again(n)] == [1, 2, 4, 8]
+    hopper, clip = str(SAMPLE / "Grace_Hopper.jpg"), tmp_path / "hidden.mp4"
+    shots = [synthetic.Shot(hopper, 0, 49, 0.15, 0.3, 0.3, 1.0),
+             synthetic.Shot(hopper, 70, 149, 0.15 + 70 / 640, 0.3, 0.3, 1.0)]  # fmt: skip
+    synthetic.write_clip(clip, shots, 150)
+    result = run_cli(
+        "scan", "-q", "-w", demo_watchlist, "--workers", "1", "--format", "jsonl",
+        "--detections", clip,
+    )  # fmt: skip
+    rows = jsonl(result.stdout)
+    assert {(r["identity"], r["track_id"]) for r in rows} == {("Grace_Hopper", 1)}
+    frames = sorted(r["frame"] for r in rows)
+    assert len(frames) == len(set(frames))  # one sighting a frame
+    assert frames[0] == 0 and frames[-1] == 149
+    assert max(f for f in frames if f < 60) == 49 and min(f for f in frames if f > 60) == 70

@@ -49,6 +49,7 @@ REGION_FACE_PX = 100  # a followed face is scaled to this width for its region s
 SCRFD_REGION_FACE_PX = 64  # ... by SCRFD, which finds faces far below its input's size
 REGION_MARGIN = 0.5  # region = the last box grown by half its size on each side
 MATCH_IOU = 0.3  # a detection continues a track when boxes overlap this much
+REGION_IOU = MATCH_IOU * 0.66  # or more than this, found in a search of the track's region
 SIZE_STEP = (0.7, 1.43)  # how much a followed face may shrink or grow between two looks
 SAME_FACE_IOU = 0.5  # two boxes overlapping this much are one face (a small face beside a
 # large one can overlap it by a third: the street clip has such pairs)
@@ -254,6 +255,10 @@ class SegmentScanner:
 
     def _follow(self, fr: decode.Frame, tracks: list[Live]) -> None:
         for live in tracks:
+            if live.missed:
+                live.looks += 1
+                if not looks_again(live.looks):
+                    continue
             det = self._region_search(fr, live.predicted(fr.pts))
             if det is not None:
                 self._seen(live, fr, det)
@@ -299,16 +304,39 @@ class SegmentScanner:
     def _start(self, fr: decode.Frame, det: Detection) -> None:
         live = Live(Sighting(fr.pts, det.box), open_start=False)
         reached_start = self._refine_backward(live, fr.pts, det.box)
+        lost = self._lost_before(live)
+        if lost is not None:
+            # Found again: the face lost there, now found by a whole-frame search (its
+            # region was not searched at every analysed frame since: looks_again).
+            lost.sightings += [s for s in live.sightings if s.pts != fr.pts]
+            self._seen(lost, fr, det)
+            return
         # A face already there when the segment began may continue one from the previous segment.
         live.open_start = reached_start and self.segment.start_pts is not None
         self._maybe_encode(live, fr, det)
         self.live.append(live)
+
+    def _lost_before(self, live: Live) -> Live | None:
+        """The lost track that a new one continues: lost less than `max_gap` before the new
+        one's first sighting, which a search of its region then would have taken for it
+        (as `_region_search` does: overlap and size)."""
+        first = min(live.sightings, key=lambda s: s.pts)
+        near = [
+            (lost.predicted(first.pts).iou(first.box), n)
+            for n, lost in enumerate(self.live)
+            if lost.missed
+            and 0 < (first.pts - lost.last_pts) * self.tb <= self.max_gap
+            and SIZE_STEP[0] <= first.box.width / lost.box.width <= SIZE_STEP[1]
+        ]
+        best = max(near, default=(0.0, -1))
+        return self.live[best[1]] if best[0] > REGION_IOU else None
 
     def _seen(self, live: Live, fr: decode.Frame, det: Detection) -> None:
         sighting = Sighting(fr.pts, det.box)
         live.sightings.append(sighting)
         live.moved_to(sighting)
         live.missed = False
+        live.looks = 0
         self._maybe_encode(live, fr, det)
 
     def _close(self, live: Live, open_end: bool) -> None:
@@ -448,7 +476,7 @@ class SegmentScanner:
             image = np.asarray(Image.fromarray(crop).resize((w, h), Image.Resampling.BILINEAR))
         sx, sy = w / region.width, h / region.height
         best: Detection | None = None
-        best_iou = MATCH_IOU * 0.66
+        best_iou = REGION_IOU
         with STAGES.timed("follow"):
             raw = self.detector(image, FOLLOW_THRESHOLD)
         for d in raw:
@@ -461,6 +489,12 @@ class SegmentScanner:
         if best is None or not self._wanted(best.box):
             return None  # lost, or left the regions of interest: the track ends there
         return best.moved(detect.clip_box(best.box, self.width, self.height))
+
+
+def looks_again(looks: int) -> bool:
+    """Whether a lost face's region is searched at the `looks`-th analysed frame since it
+    was lost: the 1st, 2nd, 4th, 8th... (the whole-frame searches look for it too)."""
+    return looks & (looks - 1) == 0
 
 
 def analyse_segment(segment: Segment) -> SegmentResult:

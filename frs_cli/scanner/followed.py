@@ -57,6 +57,7 @@ class Live:
         self.box = sighting.box
         self.last_pts = sighting.pts
         self.missed = False
+        self.looks = 0  # analysed frames since the face was lost (analyse.looks_again)
         self.open_start = open_start
         self.velocity = (0.0, 0.0)  # box movement in pixels per pts
 
