@@ -105,6 +105,12 @@ def test_views_of_one_face_are_judged_on_their_mean_distance(tmp_path, exact):
         assert m is not None and (m.identity, m.second) == ("a", "b")
         assert m.distance == pytest.approx(1.3 / 3, abs=1e-5)
         assert m.margin == pytest.approx((1.7 + 1.55 + 1.3) / 3 - 1.3 / 3, abs=1e-5)
+        # a first in both views, b second in one and c in the other: the second named is
+        # the one nearer on average (c: 0.975 against b's 1.025), whatever the order of a
+        # set of names in this process.
+        wl.add_vectors(["c"], on_a_line(-1.0))
+        m = wl.match_views(on_a_line(0.2, -0.25))
+        assert m is not None and (m.identity, m.second) == ("a", "c")
         # Nearest of the views would name a at 0.10 here; on the mean b is nearer.
         m = wl.match_views(on_a_line(0.9, 0.8, 0.15))
         assert m is not None and m.identity == "b"

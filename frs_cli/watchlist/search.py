@@ -123,11 +123,23 @@ class Searchable(Indexed):
         means = {name: float(self.identity_distances(views, name).mean()) for name in firsts}
         first = min(firsts, key=lambda name: (means[name], name))
         refs = [reference([d for n, d in view if n != first]) for view in near]
-        runner = min((n for n in firsts if n != first), key=lambda n: means[n], default=None)
+        runner = min((n for n in firsts if n != first), key=lambda n: (means[n], n), default=None)
         if runner is None:
+            # The identity most often second; of those, the nearest on average (a set's
+            # order, which the first version let decide, changes from one process to the
+            # next with Python's string hashing: the same scan named another second).
             named = [next((n for n, _ in view if n != first), None) for view in near]
-            runner = max(set(named) - {None}, key=named.count, default=None)
+            runner = max(
+                sorted({n for n in named if n is not None}),
+                key=lambda n: (named.count(n), -self._mean_distance(views, n)),
+                default=None,
+            )
         return Match(first, means[first], float(np.mean(refs)) - means[first], runner)
+
+    def _mean_distance(self, views: np.ndarray, name: str) -> float:
+        if name == COHORT_NAME:
+            return float("inf")  # not an identity: named second only where nothing else is
+        return float(self.identity_distances(views, name).mean())
 
     def identity_distances(self, views: np.ndarray, name: str) -> np.ndarray:
         """Per view: the distance to the nearest enrolled face of identity `name`."""
